@@ -1,0 +1,35 @@
+# GaitID developer commands. `make test` and `make serve` create .venv themselves on a fresh clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# torch and torchvision first, exactly these two (pip on this host takes them from local disk).
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install serve test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: install
+	@echo "gaitid: the REST service (issue 6) is not built yet; the model tools are: $(BIN)/gaitid --help" >&2
+	@exit 2
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/gaitid bench embed
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

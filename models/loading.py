@@ -1,0 +1,66 @@
+"""From a registry name or a checkpoint path to a ready :class:`~models.embedder.Embedder`."""
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from models.architectures import ArchConfig, config_to_dict
+from models.checkpoint import load_model
+from models.embedder import DEFAULT_MAX_BATCH_FRAMES, Embedder, OnnxEmbedder, Precision, TorchEmbedder
+from models.errors import ModelError
+from models.onnx_export import export_onnx, metadata_for
+from models.registry import ModelSpec
+
+Backend = Literal["torch", "onnx"]
+
+
+def cache_dir() -> Path:
+    """Where derived files (ONNX exports of checkpoints) are kept: ``GAITID_CACHE_DIR`` or ``./var/cache``."""
+    return Path(os.environ.get("GAITID_CACHE_DIR", "var/cache"))
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def onnx_for_checkpoint(arch: str, checkpoint: Path, model: nn.Module, config: ArchConfig) -> Path:
+    """The ONNX export of a checkpoint, made once and cached by the checkpoint's content hash."""
+    target = cache_dir() / "onnx" / f"{arch}-{_file_digest(checkpoint)[:16]}.onnx"
+    if not target.exists():
+        export_onnx(model, target, metadata_for(arch, config_to_dict(config)))
+    return target
+
+
+def create_embedder(
+    arch: str,
+    weights: Path,
+    backend: Backend = "torch",
+    device: str = "cpu",
+    precision: Precision = "fp32",
+    config: ArchConfig | None = None,
+    max_batch_frames: int = DEFAULT_MAX_BATCH_FRAMES,
+) -> Embedder:
+    """An embedder for a weights file: an OpenGait checkpoint, or (onnx backend only) an ONNX file."""
+    if weights.suffix == ".onnx":
+        if backend != "onnx":
+            raise ModelError(f"{weights} is an ONNX file: use --backend onnx", code="backend_mismatch")
+        return OnnxEmbedder(weights, device=device, max_batch_frames=max_batch_frames)
+    model, shape = load_model(arch, weights, config)
+    if backend == "torch":
+        return TorchEmbedder(model, device=device, precision=precision, max_batch_frames=max_batch_frames)
+    if precision != "fp32":
+        raise ModelError("the onnx backend runs fp32 graphs; drop --precision", code="bad_precision")
+    onnx_path = onnx_for_checkpoint(arch, weights, model, shape)
+    return OnnxEmbedder(onnx_path, device=device, max_batch_frames=max_batch_frames)
+
+
+def embedder_for_spec(spec: ModelSpec, backend: Backend = "torch", device: str = "cpu") -> Embedder:
+    """An embedder for a registered model."""
+    return create_embedder(spec.arch, spec.weights, backend=backend, device=device, config=spec.config)

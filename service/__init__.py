@@ -1,0 +1,1 @@
+"""The GaitID service: REST API, storage, gallery, jobs, and the ``gaitid`` command line."""

@@ -1,0 +1,52 @@
+"""The ``gaitid`` command line: one entry point for every tool of the product.
+
+Each command lives in its own module with a ``register(subparsers)`` function. Errors that
+come from bad input (a missing file, an unusable checkpoint, a malformed array) are printed
+as one line ``gaitid: error [code]: message`` and exit with status 2, never a traceback.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from models.errors import ModelError
+from service.cli import bench_command, model_commands
+from service.cli.errors import CliInputError
+
+_EPILOG = """examples:
+  gaitid models list
+  gaitid embed --arch gaitbase --checkpoint gaitbase.pt --input sils.npy --output emb.npy
+  gaitid export --checkpoint gaitbase.pt --arch gaitbase --output gaitbase.onnx
+  gaitid bench embed --backends torch,onnx
+run `gaitid COMMAND --help` for each command's options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gaitid",
+        description="GaitID: gait recognition as a service — models, pipeline, server and tools.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (model_commands, bench_command):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``gaitid`` command; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ModelError, CliInputError) as error:
+        print(f"gaitid: error [{error.code}]: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gaitid: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

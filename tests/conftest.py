@@ -1,0 +1,58 @@
+"""Shared test fixtures: where ../shared is, and the OpenGait parity fixtures."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("GAITID_SHARED_DIR", REPO.parent / "shared"))
+OPENGAIT = SHARED / "fixtures" / "opengait"
+
+# Two cores on the reference machine: keep torch from oversubscribing them.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def opengait_dir() -> Path:
+    """The OpenGait parity fixtures; the test is skipped, saying why, when they are absent."""
+    if not (OPENGAIT / "report.json").is_file():
+        pytest.skip(f"OpenGait fixtures not found at {OPENGAIT} (set GAITID_SHARED_DIR or put ../shared beside the clone)")
+    return OPENGAIT
+
+
+@pytest.fixture(scope="session")
+def fixture_array(opengait_dir: Path):
+    """Load one fixture array by file name, cached for the session."""
+    cache: dict[str, np.ndarray] = {}
+
+    def load(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = np.load(opengait_dir / name)
+        return cache[name]
+
+    return load
+
+
+@pytest.fixture()
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """User model cards and caches under a temporary folder, never the developer's ./var."""
+    monkeypatch.setenv("GAITID_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("GAITID_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``gaitid`` command line in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
