@@ -79,8 +79,14 @@ def _run(args: argparse.Namespace) -> int:
                 for batch in batches:
                     sequences = _random_sequences(batch, frames, seed=frames * 1000 + batch)
                     seconds = _time_cell(embedder, sequences, args.min_seconds)
-                    row = [embedder.description, frames, batch, f"{1000 * seconds / batch:.1f}",
-                           f"{batch / seconds:.2f}", f"{1000 * seconds / (batch * frames):.2f}"]
+                    row = [
+                        embedder.description,
+                        frames,
+                        batch,
+                        f"{1000 * seconds / batch:.1f}",
+                        f"{batch / seconds:.2f}",
+                        f"{1000 * seconds / (batch * frames):.2f}",
+                    ]
                     rows.append(row)
                     print("  " + "  ".join(str(c) for c in row), flush=True)
     print()
@@ -90,7 +96,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = stages.add_parser(
-        "embed", help="embedding speed: backend × frames × batch",
+        "embed",
+        help="embedding speed: backend × frames × batch",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
         epilog="examples:\n  gaitid bench embed\n  gaitid bench embed --arch deepgaitv2 --lengths 30 --batches 1\n"
@@ -103,5 +110,3 @@ def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     parser.add_argument("--batches", default="1,16", help="sequences per call (default 1,16)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="time each cell at least this long")
     parser.set_defaults(handler=_run)
-
-

@@ -103,4 +103,3 @@ def infer_config(arch: str, state: Mapping[str, torch.Tensor], base: ArchConfig 
     if necks is not None and necks.ndim == 3:
         updates["classes"] = int(necks.shape[2])
     return replace(config, **updates)
-

@@ -7,6 +7,7 @@ instead of executed. Every failure becomes a :class:`CheckpointError` with one c
 """
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,13 +29,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file", code="checkpoint_not_found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # notes about pickle protocols are not the user's problem
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        detail = _unpickler_detail(str(error))
+        if "Unsupported global" in detail:
+            raise CheckpointError(
+                f"checkpoint {path} refused: it references Python code, which unpickling would run [{detail}]",
+                code="unsafe_checkpoint",
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} refused: it holds objects other than tensors and plain containers "
-            f"(unpickling it could run code) [{first_line[:160]}]",
-            code="unsafe_checkpoint",
+            f"checkpoint {path} is not a checkpoint: a pickle that weights-only loading cannot read [{detail}]",
+            code="not_a_checkpoint",
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -49,6 +56,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             code="not_a_checkpoint",
         )
     return payload
+
+
+def _unpickler_detail(message: str) -> str:
+    """The informative sentence of torch's weights-only refusal (its other lines are advice)."""
+    marker = "WeightsUnpickler error:"
+    if marker in message:
+        detail = message.split(marker, 1)[1].strip().splitlines()[0]
+        return detail.split(". Please use")[0][:200]
+    return message.strip().splitlines()[0][:200] if message.strip() else "unpickling failed"
 
 
 def state_dict_of(payload: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
@@ -94,9 +110,7 @@ def check_fits(model: nn.Module, state: Mapping[str, torch.Tensor], arch: str, s
         )
 
 
-def load_model(
-    arch: str, path: str | Path, config: ArchConfig | None = None
-) -> tuple[nn.Module, ArchConfig]:
+def load_model(arch: str, path: str | Path, config: ArchConfig | None = None) -> tuple[nn.Module, ArchConfig]:
     """Build ``arch`` shaped like the checkpoint at ``path``, load its weights, return it in eval mode."""
     state = state_dict_of(read_checkpoint(path), str(path))
     shape = infer_config(arch, state, config)

@@ -88,7 +88,6 @@ def pseudo_stage(in_channels: int, out_channels: int, blocks: int, spatial_strid
     )
 
 
-
 class DeepGaitV2(nn.Module):
     """DeepGaitV2-P3D: 2-D stem and stage 1, pseudo-3-D stages 2–4, temporal max, HPP, FCs, BNNeck."""
 
@@ -97,9 +96,7 @@ class DeepGaitV2(nn.Module):
         self.config = config
         c0, c1, c2, c3 = config.channels
         self.layer0 = PerFrame(nn.Sequential(conv3x3(1, c0), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)))
-        self.layer1 = PerFrame(
-            nn.Sequential(*(ResidualBlock2D(c0, c0) for _ in range(config.layers[0])))
-        )
+        self.layer1 = PerFrame(nn.Sequential(*(ResidualBlock2D(c0, c0) for _ in range(config.layers[0]))))
         self.layer2 = pseudo_stage(c0, c1, config.layers[1], 2)
         self.layer3 = pseudo_stage(c1, c2, config.layers[2], 2)
         self.layer4 = pseudo_stage(c2, c3, config.layers[3], 1)

@@ -7,7 +7,7 @@ padded batch equals its result alone.
 """
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as functional
 from torch import nn
 
 
@@ -96,8 +96,8 @@ class SeparateBNNecks(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, p = x.shape
         normed = self.bn1d(x.reshape(b, c * p)).reshape(b, c, p)
-        features = F.normalize(normed.permute(2, 0, 1), dim=-1)  # [P, B, C]
-        logits = features.matmul(F.normalize(self.fc_bin, dim=1))  # [P, B, classes]
+        features = functional.normalize(normed.permute(2, 0, 1), dim=-1)  # [P, B, C]
+        logits = features.matmul(functional.normalize(self.fc_bin, dim=1))  # [P, B, classes]
         return features.permute(1, 2, 0), logits.permute(1, 2, 0)
 
 

@@ -21,7 +21,9 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def opengait_dir() -> Path:
     """The OpenGait parity fixtures; the test is skipped, saying why, when they are absent."""
     if not (OPENGAIT / "report.json").is_file():
-        pytest.skip(f"OpenGait fixtures not found at {OPENGAIT} (set GAITID_SHARED_DIR or put ../shared beside the clone)")
+        pytest.skip(
+            f"OpenGait fixtures not found at {OPENGAIT} (set GAITID_SHARED_DIR or put ../shared beside the clone)"
+        )
     return OPENGAIT
 
 

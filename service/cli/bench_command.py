@@ -7,7 +7,8 @@ from bench import embed as embed_bench
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     bench = subparsers.add_parser(
-        "bench", help="benchmark a stage and print a table",
+        "bench",
+        help="benchmark a stage and print a table",
         description="Speed benchmarks, one per stage. They print tables; they are not tests.",
     )
     stages = bench.add_subparsers(dest="stage", metavar="STAGE", required=True)

@@ -30,7 +30,9 @@ class WeightsChoice:
 def add_weights_options(parser: argparse.ArgumentParser) -> None:
     """The shared ``--model`` / ``--checkpoint`` + ``--arch`` options."""
     parser.add_argument("--model", help="a registered model name (see `gaitid models list`)")
-    parser.add_argument("--checkpoint", type=Path, help="an OpenGait-format checkpoint (.pt) or, for onnx, an .onnx file")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="an OpenGait-format checkpoint (.pt) or, for onnx, an .onnx file"
+    )
     parser.add_argument("--arch", choices=ARCHITECTURE_NAMES, help="architecture of --checkpoint")
 
 
@@ -78,15 +80,21 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     choice = weights_from_args(args)
     sequences = load_silhouettes(args.input)
     embedder = create_embedder(
-        choice.arch, choice.weights, backend=args.backend, device=args.device,
-        precision=args.precision, config=choice.config,
+        choice.arch,
+        choice.weights,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        config=choice.config,
     )
     embeddings = embedder.embed(sequences)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.output, embeddings)
     lengths = ", ".join(str(len(s)) for s in sequences)
-    print(f"embedded {len(sequences)} sequence(s) of {lengths} frames with {choice.label} "
-          f"on {embedder.description} → {args.output} {list(embeddings.shape)}")
+    print(
+        f"embedded {len(sequences)} sequence(s) of {lengths} frames with {choice.label} "
+        f"on {embedder.description} → {args.output} {list(embeddings.shape)}"
+    )
     return 0
 
 
@@ -108,13 +116,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_models_list(args: argparse.Namespace) -> int:
     specs = list_models()
     if not specs:
-        print(f"no models registered (bundled: none; user folder {user_models_dir()} is empty).\n"
-              "register a checkpoint with: gaitid models add NAME --arch gaitbase --checkpoint PATH")
+        print(
+            f"no models registered (bundled: none; user folder {user_models_dir()} is empty).\n"
+            "register a checkpoint with: gaitid models add NAME --arch gaitbase --checkpoint PATH"
+        )
         return 0
     rows = [
-        [s.name, s.version, s.arch, s.metric, s.origin,
-         ", ".join(f"{k}={v:.4f}" for k, v in s.thresholds.items()) or "-",
-         str(s.weights) if s.weights.exists() else f"{s.weights} (MISSING)"]
+        [
+            s.name,
+            s.version,
+            s.arch,
+            s.metric,
+            s.origin,
+            ", ".join(f"{k}={v:.4f}" for k, v in s.thresholds.items()) or "-",
+            str(s.weights) if s.weights.exists() else f"{s.weights} (MISSING)",
+        ]
         for s in specs
     ]
     print(format_table(["name", "version", "arch", "metric", "origin", "thresholds", "weights"], rows))
@@ -124,9 +140,11 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 def _cmd_models_show(args: argparse.Namespace) -> int:
     spec = resolve(args.name)
     config = config_to_dict(spec.config) if spec.config else "inferred from the checkpoint"
-    print(f"name: {spec.name}\nversion: {spec.version}\narch: {spec.arch}\nconfig: {config}\n"
-          f"weights: {spec.weights}\nmetric: {spec.metric}\nthresholds: {spec.thresholds or 'none'}\n"
-          f"origin: {spec.origin}\ndescription: {spec.description or '-'}")
+    print(
+        f"name: {spec.name}\nversion: {spec.version}\narch: {spec.arch}\nconfig: {config}\n"
+        f"weights: {spec.weights}\nmetric: {spec.metric}\nthresholds: {spec.thresholds or 'none'}\n"
+        f"origin: {spec.origin}\ndescription: {spec.description or '-'}"
+    )
     if spec.card and spec.card.is_file():
         print("\n" + spec.card.read_text())
     return 0
@@ -139,15 +157,24 @@ def _cmd_models_add(args: argparse.Namespace) -> int:
         thresholds["far_1e-2"] = args.threshold_far_1e2
     if args.threshold_far_1e3 is not None:
         thresholds["far_1e-3"] = args.threshold_far_1e3
-    path = write_user_card(args.name, args.arch, args.checkpoint, version=args.version,
-                           metric=args.metric, thresholds=thresholds, description=args.description)
+    path = write_user_card(
+        args.name,
+        args.arch,
+        args.checkpoint,
+        version=args.version,
+        metric=args.metric,
+        thresholds=thresholds,
+        description=args.description,
+    )
     print(f"registered {args.name}@{args.version} ({args.arch}, {config_to_dict(shape)}) in {path}")
     return 0
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     embed = subparsers.add_parser(
-        "embed", help="embed silhouette sequences (.npy) with a gait model", formatter_class=_RAW,
+        "embed",
+        help="embed silhouette sequences (.npy) with a gait model",
+        formatter_class=_RAW,
         description="Embed uint8 silhouettes [S,N,64,64] or [N,64,64] into float32 [S,256,16].\n"
         "Applies the standard transform (cut int(W//64)*10 px each side → 64×44, /255). Trailing\n"
         "all-zero frames are treated as padding and dropped. Each sequence needs 5..1000 frames.",
@@ -159,12 +186,15 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     embed.add_argument("--output", type=Path, required=True, help="where to write float32 [S,256,16]")
     embed.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     embed.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    embed.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
-                       help="torch autocast precision (default fp32)")
+    embed.add_argument(
+        "--precision", choices=["fp32", "fp16", "bf16"], default="fp32", help="torch autocast precision (default fp32)"
+    )
     embed.set_defaults(handler=_cmd_embed)
 
     export = subparsers.add_parser(
-        "export", help="export a model to one ONNX file", formatter_class=_RAW,
+        "export",
+        help="export a model to one ONNX file",
+        formatter_class=_RAW,
         description="Export the embedding path to ONNX (opset 18) with dynamic batch and frame (5..1000)\n"
         "axes. Inputs: sils float32 [batch, frames, 64, 44] (already transformed) and lengths int64\n"
         "[batch]; output: embeddings float32 [batch, 256, 16]. Verifies ORT-CPU against torch.",
@@ -177,7 +207,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     export.set_defaults(handler=_cmd_export)
 
     models = subparsers.add_parser(
-        "models", help="list, show and register gait models", formatter_class=_RAW,
+        "models",
+        help="list, show and register gait models",
+        formatter_class=_RAW,
         epilog="examples:\n  gaitid models list\n  gaitid models show default\n"
         "  gaitid models add mine --arch gaitbase --checkpoint runs/mine/checkpoints/iter-60000.pt",
     )
@@ -188,7 +220,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     show.add_argument("name")
     show.set_defaults(handler=_cmd_models_show)
     add = actions.add_parser(
-        "add", help="register a checkpoint under a name", formatter_class=_RAW,
+        "add",
+        help="register a checkpoint under a name",
+        formatter_class=_RAW,
         description=f"Validate a checkpoint and write a model card for it in GAITID_MODELS_DIR "
         f"(now {user_models_dir()}).",
         epilog="example:\n  gaitid models add mine --arch gaitbase --checkpoint mine.pt --threshold-far-1e2 0.82",
@@ -202,4 +236,3 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add.add_argument("--threshold-far-1e3", type=float, help="similarity threshold at 0.1%% false accepts")
     add.add_argument("--description", default="")
     add.set_defaults(handler=_cmd_models_add)
-

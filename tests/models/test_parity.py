@@ -39,7 +39,9 @@ def test_embeddings_and_logits_match_opengait(loaded, fixture_array):
     sils = fixture_array("input_sils_64x64.npy")
     for index in range(2):
         out = _forward_one(model, sils[index])
-        np.testing.assert_allclose(out.embeddings[0].numpy(), fixture_array(f"{arch}_embeddings.npy")[index], **TOLERANCE)
+        np.testing.assert_allclose(
+            out.embeddings[0].numpy(), fixture_array(f"{arch}_embeddings.npy")[index], **TOLERANCE
+        )
         np.testing.assert_allclose(out.logits[0].numpy(), fixture_array(f"{arch}_logits.npy")[index], **TOLERANCE)
 
 
