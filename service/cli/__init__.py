@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from models.errors import ModelError
-from service.cli import bench_command, model_commands
+from service.cli import bench_command, model_commands, train_commands
 from service.cli.errors import CliInputError
 
 _EPILOG = """examples:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (model_commands, bench_command):
+    for module in (model_commands, train_commands, bench_command):
         module.register(subparsers)
     return parser
 

@@ -1,0 +1,1 @@
+"""Gait dataset readers: silhouette sequences with subject, condition and view labels."""

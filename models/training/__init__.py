@@ -1,0 +1,1 @@
+"""Training of gait networks: OpenGait-style recipe, deterministic sampling, exact resume."""

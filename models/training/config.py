@@ -1,0 +1,101 @@
+"""Training configuration, read from a YAML file (see ``configs/`` in the repository)."""
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.architectures import ArchConfig, make_config
+from models.errors import ModelError
+from models.training.sampling import SamplingConfig
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD with momentum and a multi-step learning-rate schedule (the GaitBase recipe)."""
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = (20000, 40000, 50000)
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    triplet_margin: float = 0.2
+    triplet_weight: float = 1.0
+    label_smoothing: float = 0.1
+    cross_entropy_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; ``run_dir`` holds its checkpoints, TensorBoard logs and a config copy."""
+
+    arch: str
+    model: ArchConfig
+    data_root: Path
+    run_dir: Path
+    train_subjects: str = "001-074"
+    iterations: int = 60000
+    seed: int = 0
+    amp: str = "none"  # none | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = 1
+    threads: int = 0  # torch intra-op threads on CPU; 0 leaves PyTorch's default
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    cache_dir: Path | None = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _section(cls: type, values: dict[str, Any] | None, name: str) -> Any:
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ModelError(f"training config: unknown keys in {name}: {', '.join(unknown)}", code="bad_train_config")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Parse a YAML training config; relative paths are taken from the current directory."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ModelError(f"training config {path} is unreadable: {error}", code="bad_train_config") from None
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        model = raw.pop("model")
+        arch = model["arch"]
+        data = raw.pop("data")
+    except KeyError as error:
+        raise ModelError(f"training config {path} lacks {error.args[0]!r}", code="bad_train_config") from None
+    top = {f.name for f in fields(TrainConfig)} - {"arch", "model", "data_root", "sampling", "optimizer", "loss", "raw"}
+    unknown = sorted(set(raw) - top - {"sampling", "optimizer", "loss"})
+    if unknown:
+        raise ModelError(f"training config {path}: unknown keys {', '.join(unknown)}", code="bad_train_config")
+    if "run_dir" not in raw:
+        raise ModelError(f"training config {path} lacks 'run_dir'", code="bad_train_config")
+    scalars = {k: v for k, v in raw.items() if k in top}
+    for key in ("run_dir", "cache_dir"):
+        if scalars.get(key) is not None:
+            scalars[key] = Path(scalars[key])
+    return TrainConfig(
+        arch=arch,
+        model=make_config(arch, model.get("config")),
+        data_root=Path(data["root"]),
+        train_subjects=str(data.get("train_subjects", "001-074")),
+        sampling=_section(SamplingConfig, raw.get("sampling"), "sampling"),
+        optimizer=_section(OptimizerConfig, raw.get("optimizer"), "optimizer"),
+        loss=_section(LossConfig, raw.get("loss"), "loss"),
+        raw=yaml.safe_load(path.read_text()),
+        **scalars,
+    )
