@@ -57,3 +57,22 @@ def test_resume_continues_from_the_same_state(smoke_config, tmp_path: Path):
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{name} differs after resume"
     assert second.scheduler.state_dict() == straight.scheduler.state_dict()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_repository_configs_parse_and_build(path):
+    from models.architectures import build_model
+
+    config = load_train_config(path)
+    model = build_model(config.arch, config.model)
+    assert config.model.classes == 74 or path.name == "smoke_cpu.yaml"
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_unknown_config_keys_are_refused(tmp_path):
+    from models.errors import ModelError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "\nlearning_rate: 3\n")
+    with pytest.raises(ModelError, match="unknown keys learning_rate"):
+        load_train_config(bad)
