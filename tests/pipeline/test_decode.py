@@ -1,0 +1,116 @@
+"""Decoding real files, broken files and unreachable URLs: frames or a typed error, in bounded time."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from pipeline.decode import DecodeLimits, VideoSource
+from pipeline.errors import (
+    BadOptionError,
+    SourceUnreachableError,
+    VideoNotFoundError,
+    VideoTooLargeError,
+    VideoTooLongError,
+    VideoUnreadableError,
+)
+from tests.conftest import SHARED
+
+VIDEOS = SHARED / "videos"
+
+
+@pytest.fixture(scope="module")
+def videos():
+    if not (VIDEOS / "ground_truth.json").is_file():
+        pytest.skip(f"test videos not found at {VIDEOS}")
+    return VIDEOS
+
+
+def test_frames_are_streamed_with_real_times(videos):
+    with VideoSource(videos / "walk_indoor_a_enroll.mp4") as video:
+        assert (video.info.width, video.info.height) == (720, 1280)
+        times = [frame.time_s for frame in video.frames()]
+    assert len(times) == 118
+    assert times == sorted(times) and times[-1] == pytest.approx(3.97, abs=0.05)
+
+
+def test_explicit_rotation_and_stride(videos):
+    with VideoSource(videos / "rotated_group.mp4", DecodeLimits(frame_stride=10), rotate=90) as video:
+        assert (video.info.width, video.info.height) == (720, 1280)
+        frames = list(video.frames())
+    assert [f.index for f in frames[:3]] == [0, 10, 20]
+    assert frames[0].image.shape == (1280, 720, 3)
+
+
+@pytest.mark.parametrize("name", ["empty.mp4", "text.mp4", "truncated_no_moov.mp4"])
+def test_unreadable_files_are_refused(videos, name):
+    started = time.perf_counter()
+    with pytest.raises(VideoUnreadableError):
+        with VideoSource(videos / "bad" / name) as video:
+            list(video.frames())
+    assert time.perf_counter() - started < 10
+
+
+def test_truncated_file_gives_its_frames_and_says_so(videos):
+    with VideoSource(videos / "bad" / "truncated.mp4") as video:
+        frames = list(video.frames())
+        assert video.truncated
+    assert 50 <= len(frames) <= 60
+
+
+def test_missing_file_and_bad_options(videos, tmp_path):
+    with pytest.raises(VideoNotFoundError):
+        VideoSource(tmp_path / "nope.mp4")
+    with pytest.raises(BadOptionError):
+        VideoSource(videos / "walk_outdoor.mp4", rotate=45)
+
+
+def test_limits(videos):
+    with pytest.raises(VideoTooLongError):
+        VideoSource(videos / "walk_outdoor.mp4", DecodeLimits(max_duration_s=5))
+    with pytest.raises(VideoTooLargeError):
+        VideoSource(videos / "walk_outdoor.mp4", DecodeLimits(max_width=640, max_height=640))
+
+
+def test_refused_connection_is_a_typed_error_quickly():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    started = time.perf_counter()
+    with pytest.raises(SourceUnreachableError):
+        VideoSource(f"http://127.0.0.1:{port}/walk.mp4", DecodeLimits(open_timeout_s=2, read_timeout_s=2))
+    assert time.perf_counter() - started < 5
+
+
+def test_silent_server_times_out():
+    """A server that accepts the connection and never answers must not hang the pipeline."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(SourceUnreachableError):
+            VideoSource(
+                f"http://127.0.0.1:{server.getsockname()[1]}/walk.mp4", DecodeLimits(open_timeout_s=2, read_timeout_s=2)
+            )
+        assert time.perf_counter() - started < 10
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        server.close()
