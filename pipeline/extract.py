@@ -13,7 +13,7 @@ from pipeline.decode import DecodeLimits, Frame, VideoInfo, VideoSource
 from pipeline.detect import Detection, DetectorConfig, PersonTracker
 from pipeline.quality import QualityConfig, frame_problem, mask_problem, track_verdict
 from pipeline.segment import OnnxSegmenterConfig, create_segmenter
-from pipeline.tracks import Track, TrackBuilder, sample_boxes
+from pipeline.tracks import Track, TrackBuilder, sample_boxes, stitch_fragments
 
 STAGES = ("decode", "detect_track", "segment", "normalize")
 
@@ -21,10 +21,11 @@ STAGES = ("decode", "detect_track", "segment", "normalize")
 @dataclass(frozen=True)
 class PipelineConfig:
     detector: DetectorConfig
-    segmenter: str = "bgsub"
+    segmenter: str = "pose"
     onnx_segmenter: OnnxSegmenterConfig | None = None
-    quality: QualityConfig = QualityConfig()
-    limits: DecodeLimits = DecodeLimits()
+    pose_model: Path | None = None
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
     rotate: int = 0
 
 
@@ -63,7 +64,7 @@ def _finish(builders: dict[int, TrackBuilder], quality: QualityConfig) -> list[T
     import numpy as np
 
     tracks = []
-    for builder in sorted(builders.values(), key=lambda b: (b.first_frame, b.track_id)):
+    for builder in stitch_fragments(list(builders.values())):
         kept, reason = track_verdict(len(builder.silhouettes), builder.problems, quality)
         sils = np.stack(builder.silhouettes) if builder.silhouettes else np.zeros((0, 64, 64), np.uint8)
         tracks.append(
@@ -96,7 +97,7 @@ def extract_tracks(
     builders: dict[int, TrackBuilder] = {}
     with VideoSource(source, config.limits, config.rotate) as video:
         tracker = PersonTracker(config.detector)
-        segmenter = create_segmenter(config.segmenter, config.onnx_segmenter)
+        segmenter = create_segmenter(config.segmenter, config.onnx_segmenter, config.pose_model)
         frames = video.frames()
         started = time.perf_counter()
         for frame in frames:

@@ -48,7 +48,7 @@ def frame_problem(
     detection: Detection, others: Sequence[Detection], shape: tuple[int, ...], config: QualityConfig
 ) -> str | None:
     """Why a box cannot give a good silhouette in this frame, before segmentation; None if it can."""
-    x1, y1, x2, y2 = detection.box
+    _, y1, _, y2 = detection.box
     if y2 - y1 < config.min_box_height_px:
         return "too_small"
     if touches_border(detection.box, shape, config.border_margin_px):

@@ -1,5 +1,9 @@
 """Silhouette segmentation backends behind one interface, chosen by configuration.
 
+* ``pose`` — MediaPipe's full-body pose model (``pose_landmark_full.tflite``, Apache-2.0, from
+  the ``mediapipe`` wheel) run with LiteRT on a square crop around each box; its segmentation
+  output gives clean whole-body masks on any camera at about 25 ms per person on a CPU core.
+  The default.
 * ``bgsub`` — background subtraction (MOG2) over the whole frame, read inside each tracked
   box, cleaned with morphology; for fixed cameras, needs no weights (the offline default).
 * ``grabcut`` — OpenCV's GrabCut seeded with the tracked box; needs no weights and no fixed
@@ -21,7 +25,7 @@ import numpy as np
 from pipeline.detect import Detection
 from pipeline.errors import BadOptionError
 
-SEGMENTERS = ("bgsub", "grabcut", "yolo", "onnx")
+SEGMENTERS = ("pose", "bgsub", "grabcut", "yolo", "onnx")
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
@@ -84,10 +88,26 @@ class BackgroundSubtractionSegmenter(Segmenter):
 
 
 class GrabCutSegmenter(Segmenter):
-    """GrabCut on the box crop (with a margin), at a working height that bounds its cost."""
+    """GrabCut on the box crop (with a margin), at a working height that bounds its cost.
+
+    Seeded with what a person box implies: outside the box is background, the box is probably
+    the person, and a strip down the middle of the upper body (head and torso, where the legs'
+    gap cannot be) is certainly the person. The seed keeps GrabCut from settling on background.
+    """
 
     def __init__(self, work_height: int = 128, iterations: int = 3, margin: float = 0.08) -> None:
         self.work_height, self.iterations, self.margin = work_height, iterations, margin
+
+    @staticmethod
+    def _seed(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
+        x1, y1, x2, y2 = box
+        width, height = x2 - x1, y2 - y1
+        mask = np.full(shape, cv2.GC_BGD, np.uint8)
+        mask[max(0, int(y1)) : int(np.ceil(y2)), max(0, int(x1)) : int(np.ceil(x2))] = cv2.GC_PR_FGD
+        core_x1, core_x2 = int(x1 + 0.42 * width), int(np.ceil(x1 + 0.58 * width))
+        core_y1, core_y2 = int(y1 + 0.08 * height), int(np.ceil(y1 + 0.5 * height))
+        mask[core_y1:core_y2, core_x1:core_x2] = cv2.GC_FGD
+        return mask
 
     def segment(self, image: np.ndarray, detection: Detection) -> np.ndarray | None:
         x1, y1, x2, y2 = detection.box
@@ -98,16 +118,12 @@ class GrabCutSegmenter(Segmenter):
             return None
         scale = self.work_height / crop.shape[0]
         small = cv2.resize(crop, (max(8, int(crop.shape[1] * scale)), self.work_height), interpolation=cv2.INTER_AREA)
-        rect = (
-            max(1, int((x1 - cx1) * scale)),
-            max(1, int((y1 - cy1) * scale)),
-            max(2, int((x2 - x1) * scale)) - 2,
-            max(2, int((y2 - y1) * scale)) - 2,
+        mask = self._seed(
+            small.shape[:2], ((x1 - cx1) * scale, (y1 - cy1) * scale, (x2 - cx1) * scale, (y2 - cy1) * scale)
         )
-        mask = np.zeros(small.shape[:2], np.uint8)
         background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(small, mask, rect, background, foreground, self.iterations, cv2.GC_INIT_WITH_RECT)
+            cv2.grabCut(small, mask, None, background, foreground, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
             return None
         person = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
@@ -126,6 +142,63 @@ class YoloMaskSegmenter(Segmenter):
             return None
         x1, y1, x2, y2 = crop_box(image.shape, detection.box)
         return largest_component(detection.mask[y1:y2, x1:x2])
+
+
+class PoseSegmenter(Segmenter):
+    """Whole-body masks from the segmentation head of MediaPipe's pose-landmark model.
+
+    The model expects one person centred in a square RGB crop (values 0..1, 256×256); the crop
+    is the box's longer side plus ``margin``, padded with black where it leaves the frame. Its
+    mask output is a logit map: positive means person.
+    """
+
+    INPUT_SIZE = 256
+    MASK_OUTPUT = "Identity_2"
+
+    def __init__(self, path: Path, margin: float = 0.25, threads: int = 2) -> None:
+        if not path.is_file():
+            raise BadOptionError(
+                f"pose segmentation model {path} does not exist; run `make segmenter` or pass --seg-model",
+                code="segmenter_not_found",
+            )
+        from ai_edge_litert.interpreter import Interpreter  # imported late: only this backend needs it
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as error:
+            raise BadOptionError(
+                f"pose segmentation model {path} cannot be loaded: {error}", code="bad_segmenter"
+            ) from None
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        if self.MASK_OUTPUT not in outputs:
+            raise BadOptionError(
+                f"{path} has no {self.MASK_OUTPUT} mask output: not pose_landmark_full", code="bad_segmenter"
+            )
+        self.mask_index = outputs[self.MASK_OUTPUT]
+        self.margin = margin
+
+    def segment(self, image: np.ndarray, detection: Detection) -> np.ndarray | None:
+        x1, y1, x2, y2 = detection.box
+        side = int(max(x2 - x1, y2 - y1) * (1 + self.margin))
+        if side < 16:
+            return None
+        left, top = int((x1 + x2 - side) / 2), int((y1 + y2 - side) / 2)
+        crop = np.zeros((side, side, 3), np.uint8)
+        height, width = image.shape[:2]
+        sx1, sy1, sx2, sy2 = max(0, left), max(0, top), min(width, left + side), min(height, top + side)
+        crop[sy1 - top : sy2 - top, sx1 - left : sx2 - left] = image[sy1:sy2, sx1:sx2]
+        rgb = cv2.cvtColor(
+            cv2.resize(crop, (self.INPUT_SIZE, self.INPUT_SIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+        )
+        self.interpreter.set_tensor(self.input_index, (rgb.astype(np.float32) / 255.0)[None])
+        self.interpreter.invoke()
+        logits = self.interpreter.get_tensor(self.mask_index)[0, :, :, 0]
+        full = cv2.resize(logits, (side, side), interpolation=cv2.INTER_LINEAR)
+        bx1, by1, bx2, by2 = crop_box(image.shape, detection.box)
+        box_logits = full[by1 - top : by2 - top, bx1 - left : bx2 - left]
+        return largest_component(np.where(box_logits > 0, 255, 0).astype(np.uint8))
 
 
 @dataclass(frozen=True)
@@ -179,8 +252,12 @@ class OnnxSegmenter(Segmenter):
         return largest_component(cv2.resize(mask, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST))
 
 
-def create_segmenter(name: str, onnx: OnnxSegmenterConfig | None = None) -> Segmenter:
-    """A segmenter by name; ``onnx`` needs its model configuration."""
+def create_segmenter(name: str, onnx: OnnxSegmenterConfig | None = None, pose_model: Path | None = None) -> Segmenter:
+    """A segmenter by name; ``onnx`` needs its model configuration, ``pose`` its model file."""
+    if name == "pose":
+        if pose_model is None:
+            raise BadOptionError("the pose segmenter needs its model file (--seg-model)", code="missing_option")
+        return PoseSegmenter(pose_model)
     if name == "bgsub":
         return BackgroundSubtractionSegmenter()
     if name == "grabcut":

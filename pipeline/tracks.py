@@ -44,6 +44,61 @@ class TrackBuilder:
         return True
 
 
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _same_walk(first: TrackBuilder, later: TrackBuilder, max_gap_frames: int) -> bool:
+    """Whether ``later`` continues ``first``: a duplicate while both live, or a resumption after a short gap."""
+    boxes = dict(first.boxes)
+    shared = [(boxes[f], box) for f, box in later.boxes if f in boxes]
+    if shared:  # both alive at once: the same person only if every shared frame has near-identical boxes
+        return all(box_iou(a, b) >= 0.5 for a, b in shared)
+    gap = later.first_frame - first.last_frame
+    if not 0 < gap <= max_gap_frames:
+        return False
+    end, start = first.boxes[-1][1], later.boxes[0][1]
+    height = end[3] - end[1]
+    distance = np.hypot((end[0] + end[2] - start[0] - start[2]) / 2, (end[1] + end[3] - start[1] - start[3]) / 2)
+    return box_iou(end, start) >= 0.1 or distance <= 0.75 * height
+
+
+def _absorb(first: TrackBuilder, later: TrackBuilder) -> None:
+    """Merge ``later`` into ``first``, keeping ``first``'s data on frames both have."""
+    taken = set(first.frame_ids)
+    pairs = sorted(
+        list(zip(first.frame_ids, first.silhouettes, strict=True))
+        + [(f, s) for f, s in zip(later.frame_ids, later.silhouettes, strict=True) if f not in taken],
+        key=lambda pair: pair[0],
+    )[:MAX_SEQUENCE_FRAMES]
+    first.frame_ids = [f for f, _ in pairs]
+    first.silhouettes = [s for _, s in pairs]
+    seen = {f for f, _ in first.boxes}
+    first.boxes = sorted(first.boxes + [(f, b) for f, b in later.boxes if f not in seen], key=lambda fb: fb[0])
+    first.problems.update(later.problems)
+    first.seen_frames = len(first.boxes)
+    if later.last_frame > first.last_frame:
+        first.last_frame, first.last_time_s = later.last_frame, later.last_time_s
+
+
+def stitch_fragments(builders: list[TrackBuilder], max_gap_frames: int = 45) -> list[TrackBuilder]:
+    """Join tracks that are one walk broken by the tracker (identity switches, duplicate boxes)."""
+    merged: list[TrackBuilder] = []
+    for builder in sorted(builders, key=lambda b: (b.first_frame, b.track_id)):
+        candidates = [
+            m for m in merged if m.first_frame <= builder.first_frame and _same_walk(m, builder, max_gap_frames)
+        ]
+        if candidates:
+            _absorb(max(candidates, key=lambda m: m.last_frame), builder)
+        else:
+            merged.append(builder)
+    return merged
+
+
 @dataclass(frozen=True)
 class Track:
     """A finished track: the silhouette sequence and the facts a user needs to trust it."""

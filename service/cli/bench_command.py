@@ -3,6 +3,7 @@
 import argparse
 
 from bench import embed as embed_bench
+from bench import pipeline as pipeline_bench
 from bench import train as train_bench
 
 
@@ -15,3 +16,4 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     stages = bench.add_subparsers(dest="stage", metavar="STAGE", required=True)
     embed_bench.register(stages)
     train_bench.register(stages)
+    pipeline_bench.register(stages)

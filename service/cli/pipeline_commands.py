@@ -14,11 +14,17 @@ from pipeline.quality import QualityConfig
 from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
 
 DEFAULT_DETECTOR = Path("var/weights/person_yolov8.pt")
+DEFAULT_POSE_MODEL = Path("var/weights/pose_landmark_full.tflite")
 
 
 def default_detector() -> Path:
     """``GAITID_DETECTOR_WEIGHTS`` or the person detector ``make detector`` fetches."""
     return Path(os.environ.get("GAITID_DETECTOR_WEIGHTS", DEFAULT_DETECTOR))
+
+
+def default_pose_model() -> Path:
+    """``GAITID_POSE_MODEL`` or the pose-segmentation model ``make segmenter`` fetches."""
+    return Path(os.environ.get("GAITID_POSE_MODEL", DEFAULT_POSE_MODEL))
 
 
 class ProgressLine:
@@ -57,15 +63,20 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--classes", help="comma list of class ids that are people (default: 'person', else all)")
     parser.add_argument("--imgsz", type=int, default=416, help="detector input size (default 416)")
-    parser.add_argument("--conf", type=float, default=0.25, help="detector confidence (default 0.25)")
+    parser.add_argument("--conf", type=float, default=0.1, help="detector confidence floor (default 0.1)")
     parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default="bytetrack")
     parser.add_argument(
         "--segmenter",
         choices=SEGMENTERS,
-        default="grabcut",
-        help="grabcut (any camera), bgsub (fixed cameras), yolo (seg model), onnx",
+        default="pose",
+        help="pose (default, any camera), bgsub (fixed cameras), grabcut (no weights), "
+        "yolo (seg model given as --detector), onnx (--seg-model)",
     )
-    parser.add_argument("--seg-model", type=Path, help="ONNX segmentation model for --segmenter onnx")
+    parser.add_argument(
+        "--seg-model",
+        type=Path,
+        help=f"model for --segmenter pose (default $GAITID_POSE_MODEL or {DEFAULT_POSE_MODEL}) or onnx",
+    )
     parser.add_argument("--stride", type=int, default=1, help="process every k-th frame (default 1)")
     parser.add_argument("--max-duration", type=float, default=600.0, help="refuse longer videos (s)")
     parser.add_argument("--min-good-frames", type=int, default=15, help="frames a track needs to be kept")
@@ -73,11 +84,18 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
-    detector = DetectorConfig(args.detector or default_detector(), classes, args.imgsz, args.conf, args.tracker)
+    detector = DetectorConfig(
+        weights=args.detector or default_detector(),
+        person_classes=classes,
+        image_size=args.imgsz,
+        confidence=args.conf,
+        tracker=args.tracker,
+    )
     return PipelineConfig(
         detector=detector,
         segmenter=args.segmenter,
-        onnx_segmenter=OnnxSegmenterConfig(args.seg_model) if args.seg_model else None,
+        onnx_segmenter=OnnxSegmenterConfig(args.seg_model) if args.seg_model and args.segmenter == "onnx" else None,
+        pose_model=(args.seg_model or default_pose_model()) if args.segmenter == "pose" else None,
         quality=QualityConfig(min_good_frames=args.min_good_frames),
         limits=DecodeLimits(max_duration_s=args.max_duration, frame_stride=args.stride),
         rotate=args.rotate,

@@ -1,0 +1,63 @@
+"""The pipeline on the real clips: one kept track per person who walks ≥ 2 s in view.
+
+Ground truth comes from ../shared/videos/ground_truth.json. Each clip runs through the real
+command line (real decoder, detector, tracker and segmenter), so this is slow: a few minutes.
+"""
+
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED, run_cli
+
+MIN_WALK_S = 2.0
+ROTATE = {"rotated_group.mp4": 90}
+
+
+def _walkers(clip: dict) -> int:
+    seconds: dict[str, float] = defaultdict(float)
+    for track in clip.get("tracks", []):
+        seconds[track["person"]] += track["to_s"] - track["from_s"]
+    return sum(1 for s in seconds.values() if s >= MIN_WALK_S)
+
+
+def _clips() -> list[tuple[str, int]]:
+    path = SHARED / "videos" / "ground_truth.json"
+    if not path.is_file():
+        return []
+    clips = json.loads(path.read_text())["clips"]
+    return [(name, _walkers(clip)) for name, clip in clips.items() if clip.get("walkers")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("clip", "walkers"),
+    _clips() or [pytest.param("none", 0, marks=pytest.mark.skip(reason=f"no ground truth at {SHARED / 'videos'}"))],
+)
+def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, pose_model, tmp_path):
+    result = run_cli(
+        "silhouettes",
+        str(videos_dir / clip),
+        "--out",
+        str(tmp_path),
+        "--rotate",
+        str(ROTATE.get(clip, 0)),
+        "--detector",
+        str(detector_weights),
+        "--seg-model",
+        str(pose_model),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "tracks.json").read_text())
+    kept = [t for t in report["tracks"] if t["kept"]]
+    assert len(kept) == walkers, json.dumps(report["tracks"], indent=1)
+    for track in kept:
+        sils = np.load(tmp_path / f"{track['id']}.npy")
+        assert sils.dtype == np.uint8 and sils.shape[1:] == (64, 64) and len(sils) == track["good_frames"] >= 15
+        assert (tmp_path / f"{track['id']}.png").is_file()
+        # a walking person fills a plausible share of the 64×64 frame, not a box or a sliver
+        fill = (sils > 127).mean()
+        assert 0.08 < fill < 0.45, f"track {track['id']} fill {fill:.2f}"
