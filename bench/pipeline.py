@@ -58,7 +58,7 @@ def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "  gaitid bench pipeline walk.mp4 --sizes 320,416,640 --strides 1,2",
     )
     parser.add_argument("video")
-    parser.add_argument("--sizes", default="416", help="detector input sizes to compare (default 416)")
+    parser.add_argument("--sizes", default="640", help="detector input sizes to compare (default 640)")
     parser.add_argument("--strides", default="1", help="frame strides to compare (default 1)")
     add_pipeline_options(parser)
     parser.set_defaults(handler=_run)

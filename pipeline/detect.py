@@ -24,7 +24,7 @@ TRACKER_CONFIGS = {
 class DetectorConfig:
     weights: Path
     person_classes: tuple[int, ...] | None = None  # None: "person" by name, else every class
-    image_size: int = 416
+    image_size: int = 640
     confidence: float = 0.1  # low: ByteTrack uses low-score boxes in its second association round
     nms_iou: float = 0.6
     tracker: str = "bytetrack"

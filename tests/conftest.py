@@ -60,7 +60,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
-DETECTOR = REPO / "var" / "weights" / "person_yolov8.pt"
+DETECTOR = REPO / "var" / "weights" / "person_yolov8.onnx"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pipeline.output import Annotator, write_outputs
 from pipeline.quality import QualityConfig
 from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
 
-DEFAULT_DETECTOR = Path("var/weights/person_yolov8.pt")
+DEFAULT_DETECTOR = Path("var/weights/person_yolov8.onnx")
 DEFAULT_POSE_MODEL = Path("var/weights/pose_landmark_full.tflite")
 
 
@@ -62,7 +62,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help=f"YOLO weights (.pt/.onnx/.engine); default $GAITID_DETECTOR_WEIGHTS or {DEFAULT_DETECTOR}",
     )
     parser.add_argument("--classes", help="comma list of class ids that are people (default: 'person', else all)")
-    parser.add_argument("--imgsz", type=int, default=416, help="detector input size (default 416)")
+    parser.add_argument("--imgsz", type=int, default=640, help="detector input size (default 640)")
     parser.add_argument("--conf", type=float, default=0.1, help="detector confidence floor (default 0.1)")
     parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default="bytetrack")
     parser.add_argument(
