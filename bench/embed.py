@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.report import BenchReport
 from models.architectures import build_model
 from models.checkpoint import load_model
 from models.embedder import Embedder, OnnxEmbedder, TorchEmbedder
 from models.onnx_export import export_onnx
 from service.cli.errors import CliInputError
 from service.cli.model_commands import add_weights_options, weights_from_args
-from service.cli.output import format_table
 
 _BACKENDS = ("torch", "onnx", "torch-cuda-fp16", "onnx-cuda")
 
@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         model, label = build_model(args.arch).eval(), f"{args.arch} (random weights)"
     print(f"gaitid bench embed: {label}, torch threads {torch.get_num_threads()}", flush=True)
-    rows = []
+    report = BenchReport(["backend", "frames", "batch", "ms/seq", "seq/s", "ms/frame"])
     with tempfile.TemporaryDirectory() as workdir:
         onnx_path = Path(workdir) / "bench.onnx"
         if any(b.startswith("onnx") for b in backends):
@@ -87,10 +87,8 @@ def _run(args: argparse.Namespace) -> int:
                         f"{batch / seconds:.2f}",
                         f"{1000 * seconds / (batch * frames):.2f}",
                     ]
-                    rows.append(row)
-                    print("  " + "  ".join(str(c) for c in row), flush=True)
-    print()
-    print(format_table(["backend", "frames", "batch", "ms/seq", "seq/s", "ms/frame"], rows))
+                    report.add(row)
+    report.print_table()
     return 0
 
 

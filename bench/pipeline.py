@@ -10,8 +10,8 @@ import argparse
 import time
 from dataclasses import replace
 
+from bench.report import BenchReport
 from pipeline.extract import STAGES, extract_tracks
-from service.cli.output import format_table
 from service.cli.pipeline_commands import add_pipeline_options, pipeline_config_from_args
 
 
@@ -20,7 +20,8 @@ def _run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     strides = [int(s) for s in args.strides.split(",")]
     print(f"gaitid bench pipeline: {args.video}, segmenter {base.segmenter}", flush=True)
-    rows = []
+    headers = ["imgsz", "stride", "frames", *(f"{s} ms" for s in STAGES), "total ms", "frames/s", "kept"]
+    report = BenchReport(headers)
     for size in sizes:
         for stride in strides:
             config = replace(
@@ -40,11 +41,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"{frames / wall:.2f}",
                 len(result.kept),
             ]
-            rows.append(row)
-            print("  " + "  ".join(str(c) for c in row), flush=True)
-    print()
-    headers = ["imgsz", "stride", "frames", *(f"{s} ms" for s in STAGES), "total ms", "frames/s", "kept"]
-    print(format_table(headers, rows))
+            report.add(row)
+    report.print_table()
     return 0
 
 

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import torch
 
+from bench.report import BenchReport
 from models.architectures import ARCHITECTURE_NAMES, build_model, make_config
 from models.training.losses import part_cross_entropy, triplet_loss
 from service.cli.errors import CliInputError
-from service.cli.output import format_table
 
 FULL_CHANNELS = (64, 128, 256, 512)
 
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         f"torch threads {torch.get_num_threads()}",
         flush=True,
     )
-    rows = []
+    report = BenchReport(["arch", "width", "frames", "batch", "it/s", "seq/s"])
     for width in widths:
         for frames in frame_counts:
             seconds = _time_steps(
@@ -69,10 +69,8 @@ def _run(args: argparse.Namespace) -> int:
             )
             batch = args.subjects * args.per_subject
             row = [args.arch, width, frames, batch, f"{1 / seconds:.3f}", f"{batch / seconds:.2f}"]
-            rows.append(row)
-            print("  " + "  ".join(str(c) for c in row), flush=True)
-    print()
-    print(format_table(["arch", "width", "frames", "batch", "it/s", "seq/s"], rows))
+            report.add(row)
+    report.print_table()
     return 0
 
 

@@ -6,7 +6,7 @@ hand-written settings.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from models.deepgaitv2 import DeepGaitV2, DeepGaitV2Config
 from models.errors import ModelError
 from models.gaitbase import GaitBase, GaitBaseConfig
+from models.mapping import dataclass_from_mapping
 
 ArchConfig = GaitBaseConfig | DeepGaitV2Config
 
@@ -39,12 +40,7 @@ def _lookup(arch: str) -> tuple[type[nn.Module], type[ArchConfig]]:
 def make_config(arch: str, values: Mapping[str, Any] | None = None) -> ArchConfig:
     """Build an architecture's config from a mapping (lists become tuples); unknown keys are an error."""
     _, config_cls = _lookup(arch)
-    values = dict(values or {})
-    known = {f.name for f in fields(config_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ModelError(f"unknown {arch} config keys: {', '.join(unknown)}", code="bad_model_config")
-    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return dataclass_from_mapping(config_cls, values, f"{arch} config", "bad_model_config")
 
 
 def config_to_dict(config: ArchConfig) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from models.architectures import ArchConfig, make_config
 from models.errors import ModelError
+from models.mapping import dataclass_from_mapping
 from models.training.sampling import SamplingConfig
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,8 @@ class TrainConfig:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _section(cls: type, values: dict[str, Any] | None, name: str) -> Any:
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ModelError(f"training config: unknown keys in {name}: {', '.join(unknown)}", code="bad_train_config")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+def _section(cls: type[T], values: dict[str, Any] | None, name: str) -> T:
+    return dataclass_from_mapping(cls, values, f"training config section {name}", "bad_train_config")
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

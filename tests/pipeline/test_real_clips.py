@@ -10,6 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from pipeline.decode import VideoSource
 from tests.conftest import SHARED, run_cli
 
 MIN_WALK_S = 2.0
@@ -61,3 +62,5 @@ def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, 
         # a walking person fills a plausible share of the 64×64 frame, not a box or a sliver
         fill = (sils > 127).mean()
         assert 0.08 < fill < 0.45, f"track {track['id']} fill {fill:.2f}"
+    with VideoSource(tmp_path / "boxes.mp4") as annotated:  # the annotated video plays, frame for frame
+        assert sum(1 for _ in annotated.frames()) == report["frames_processed"]
