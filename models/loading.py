@@ -12,7 +12,6 @@ from models.checkpoint import load_model
 from models.embedder import DEFAULT_MAX_BATCH_FRAMES, Embedder, OnnxEmbedder, Precision, TorchEmbedder
 from models.errors import ModelError
 from models.onnx_export import export_onnx, metadata_for
-from models.registry import ModelSpec
 
 Backend = Literal["torch", "onnx"]
 
@@ -59,8 +58,3 @@ def create_embedder(
         raise ModelError("the onnx backend runs fp32 graphs; drop --precision", code="bad_precision")
     onnx_path = onnx_for_checkpoint(arch, weights, model, shape)
     return OnnxEmbedder(onnx_path, device=device, max_batch_frames=max_batch_frames)
-
-
-def embedder_for_spec(spec: ModelSpec, backend: Backend = "torch", device: str = "cpu") -> Embedder:
-    """An embedder for a registered model."""
-    return create_embedder(spec.arch, spec.weights, backend=backend, device=device, config=spec.config)

@@ -105,6 +105,7 @@ def extract_tracks(
             detections = tracker.update(frame.image)
             started = times.add("detect_track", started)
             segmenter.observe(frame.image)
+            started = times.add("segment", started)
             for detection in detections:
                 builder = builders.get(detection.track_id)
                 if builder is None:

@@ -1,6 +1,7 @@
 """Per-frame quality checks and the per-track verdict.
 
-A frame of a track is *good* when its box stays clear of the image border, no other person
+A frame of a track is *good* when its box is tall enough and upright (taller than wide, as a
+walking person is), stays clear of the image border, no other person
 overlaps it heavily, and its mask looks like a person (neither a sliver nor a filled box);
 normalization may still drop it (mask too small). A track is kept when it has at least
 ``min_good_frames`` good frames; otherwise it is rejected, with the reason that cost it most.
@@ -24,6 +25,7 @@ class QualityConfig:
     min_height_coverage: float = 0.5  # mask rows / box rows
     min_good_frames: int = 15
     min_box_height_px: int = 40
+    min_aspect: float = 1.2  # box height / width: a walking person stands; wider boxes are objects or lying people
 
 
 def touches_border(box: tuple[float, float, float, float], shape: tuple[int, ...], margin: int) -> bool:
@@ -48,9 +50,11 @@ def frame_problem(
     detection: Detection, others: Sequence[Detection], shape: tuple[int, ...], config: QualityConfig
 ) -> str | None:
     """Why a box cannot give a good silhouette in this frame, before segmentation; None if it can."""
-    _, y1, _, y2 = detection.box
+    x1, y1, x2, y2 = detection.box
     if y2 - y1 < config.min_box_height_px:
         return "too_small"
+    if y2 - y1 < config.min_aspect * (x2 - x1):
+        return "not_upright"
     if touches_border(detection.box, shape, config.border_margin_px):
         return "touches_border"
     if covered_share(detection.box, [o.box for o in others]) > config.max_overlap:

@@ -52,14 +52,13 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def _same_walk(first: TrackBuilder, later: TrackBuilder, max_gap_frames: int) -> bool:
+def _same_walk(first: TrackBuilder, later: TrackBuilder, max_gap_s: float) -> bool:
     """Whether ``later`` continues ``first``: a duplicate while both live, or a resumption after a short gap."""
     boxes = dict(first.boxes)
     shared = [(boxes[f], box) for f, box in later.boxes if f in boxes]
     if shared:  # both alive at once: the same person only if every shared frame has near-identical boxes
         return all(box_iou(a, b) >= 0.5 for a, b in shared)
-    gap = later.first_frame - first.last_frame
-    if not 0 < gap <= max_gap_frames:
+    if later.first_frame <= first.last_frame or later.first_time_s - first.last_time_s > max_gap_s:
         return False
     end, start = first.boxes[-1][1], later.boxes[0][1]
     height = end[3] - end[1]
@@ -85,12 +84,15 @@ def _absorb(first: TrackBuilder, later: TrackBuilder) -> None:
         first.last_frame, first.last_time_s = later.last_frame, later.last_time_s
 
 
-def stitch_fragments(builders: list[TrackBuilder], max_gap_frames: int = 45) -> list[TrackBuilder]:
-    """Join tracks that are one walk broken by the tracker (identity switches, duplicate boxes)."""
+def stitch_fragments(builders: list[TrackBuilder], max_gap_s: float = 1.0) -> list[TrackBuilder]:
+    """Join tracks that are one walk broken by the tracker (identity switches, duplicate boxes).
+
+    A gap is measured in seconds, so low-frame-rate crowd footage does not join strangers.
+    """
     merged: list[TrackBuilder] = []
     for builder in sorted(builders, key=lambda b: (b.first_frame, b.track_id)):
         candidates = [
-            m for m in merged if m.first_frame <= builder.first_frame and _same_walk(m, builder, max_gap_frames)
+            m for m in merged if m.first_frame <= builder.first_frame and _same_walk(m, builder, max_gap_s)
         ]
         if candidates:
             _absorb(max(candidates, key=lambda m: m.last_frame), builder)

@@ -13,8 +13,3 @@ class SequenceRecord:
     condition: str
     view: str
     sils: np.ndarray
-
-    @property
-    def condition_type(self) -> str:
-        """The condition without its index: ``nm-05`` → ``nm``."""
-        return self.condition.split("-")[0]

@@ -49,6 +49,8 @@ def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, 
         str(detector_weights),
         "--seg-model",
         str(pose_model),
+        "--annotate",
+        str(tmp_path / "boxes.mp4"),
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]

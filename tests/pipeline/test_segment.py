@@ -120,3 +120,13 @@ def test_pose_segmenter_on_a_real_person(pose_model, detector_weights, videos_di
     assert mask is not None and mask_problem(mask, QualityConfig()) is None
     rows = np.flatnonzero((mask > 127).any(axis=1))
     assert (rows[-1] - rows[0]) / mask.shape[0] > 0.8  # head to feet
+
+
+def test_wide_boxes_are_not_walkers():
+    """A box wider than tall (a parked object, a lying person) never gives a silhouette frame."""
+    from pipeline.quality import frame_problem
+
+    wide = Detection(1, (50.0, 100.0, 170.0, 160.0), 0.9)
+    upright = Detection(2, (50.0, 60.0, 90.0, 160.0), 0.9)
+    assert frame_problem(wide, [], (240, 320, 3), QualityConfig()) == "not_upright"
+    assert frame_problem(upright, [], (240, 320, 3), QualityConfig()) is None
