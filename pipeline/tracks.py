@@ -91,9 +91,7 @@ def stitch_fragments(builders: list[TrackBuilder], max_gap_s: float = 1.0) -> li
     """
     merged: list[TrackBuilder] = []
     for builder in sorted(builders, key=lambda b: (b.first_frame, b.track_id)):
-        candidates = [
-            m for m in merged if m.first_frame <= builder.first_frame and _same_walk(m, builder, max_gap_s)
-        ]
+        candidates = [m for m in merged if m.first_frame <= builder.first_frame and _same_walk(m, builder, max_gap_s)]
         if candidates:
             _absorb(max(candidates, key=lambda m: m.last_frame), builder)
         else:

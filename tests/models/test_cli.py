@@ -78,6 +78,13 @@ def test_embed_strips_trailing_padding_frames(opengait_dir, fixture_array, tmp_p
     np.testing.assert_allclose(np.load(output), fixture_array("gaitbase_embeddings_lengths.npy")[:2], **TOLERANCE)
 
 
+def _embed_with_reference_gaitbase(path, opengait_dir, tmp_path):
+    """``gaitid embed`` of ``path`` with the OpenGait reference GaitBase checkpoint."""
+    checkpoint = str(opengait_dir / "gaitbase_random.pt")
+    output = str(tmp_path / "out.npy")
+    return run_cli("embed", "--arch", "gaitbase", "--checkpoint", checkpoint, "--input", str(path), "--output", output)
+
+
 @pytest.mark.parametrize(
     ("array", "code"),
     [
@@ -90,17 +97,7 @@ def test_embed_strips_trailing_padding_frames(opengait_dir, fixture_array, tmp_p
 def test_embed_bad_inputs_are_one_line_errors(array, code, opengait_dir, tmp_path):
     path = tmp_path / "bad.npy"
     np.save(path, array)
-    result = run_cli(
-        "embed",
-        "--arch",
-        "gaitbase",
-        "--checkpoint",
-        str(opengait_dir / "gaitbase_random.pt"),
-        "--input",
-        str(path),
-        "--output",
-        str(tmp_path / "out.npy"),
-    )
+    result = _embed_with_reference_gaitbase(path, opengait_dir, tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"gaitid: error [{code}]"), result.stderr
 
@@ -108,17 +105,7 @@ def test_embed_bad_inputs_are_one_line_errors(array, code, opengait_dir, tmp_pat
 def test_embed_input_that_is_not_npy(tmp_path, opengait_dir):
     path = tmp_path / "text.npy"
     path.write_text("not an array")
-    result = run_cli(
-        "embed",
-        "--arch",
-        "gaitbase",
-        "--checkpoint",
-        str(opengait_dir / "gaitbase_random.pt"),
-        "--input",
-        str(path),
-        "--output",
-        str(tmp_path / "out.npy"),
-    )
+    result = _embed_with_reference_gaitbase(path, opengait_dir, tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("gaitid: error [bad_input]"), result.stderr
 
 
