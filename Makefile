@@ -47,9 +47,10 @@ $(POSE_MODEL): | install
 
 weights: detector segmenter
 
-serve: install
-	@echo "gaitid: the REST service (issue 6) is not built yet; the model tools are: $(BIN)/gaitid --help" >&2
-	@exit 2
+# The embedded default: SQLite under ./var, in-process jobs, CPU FAISS, the bundled model, 127.0.0.1:8000.
+serve: install weights
+	$(BIN)/gaitid db upgrade
+	$(BIN)/gaitid serve
 
 test: install weights
 	$(BIN)/python -m pytest

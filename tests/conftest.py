@@ -48,6 +48,13 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder per test session, shared by the CLI and the service tests: the model's ONNX
+    export and each clip's pipeline result are made once per session (never reused across sessions)."""
+    return tmp_path_factory.mktemp("gaitid-cache")
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real ``gaitid`` command line in a subprocess, as a user would."""
     return subprocess.run(

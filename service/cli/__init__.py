@@ -11,10 +11,13 @@ from collections.abc import Sequence
 
 from models.errors import ModelError
 from pipeline.errors import PipelineError
-from service.cli import bench_command, model_commands, pipeline_commands, train_commands
+from service.cli import bench_command, model_commands, pipeline_commands, service_commands, train_commands
 from service.cli.errors import CliInputError
+from service.errors import ServiceError
 
 _EPILOG = """examples:
+  gaitid serve
+  gaitid keys create --role admin
   gaitid models list
   gaitid embed --arch gaitbase --checkpoint gaitbase.pt --input sils.npy --output emb.npy
   gaitid export --checkpoint gaitbase.pt --arch gaitbase --output gaitbase.onnx
@@ -30,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (model_commands, pipeline_commands, train_commands, bench_command):
+    for module in (service_commands, model_commands, pipeline_commands, train_commands, bench_command):
         module.register(subparsers)
     return parser
 
@@ -41,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (ModelError, PipelineError, CliInputError) as error:
+    except (ModelError, PipelineError, CliInputError, ServiceError) as error:
         print(f"gaitid: error [{error.code}]: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

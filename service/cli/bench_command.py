@@ -3,6 +3,7 @@
 import argparse
 
 from bench import embed as embed_bench
+from bench import gallery as gallery_bench
 from bench import pipeline as pipeline_bench
 from bench import train as train_bench
 
@@ -17,3 +18,4 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     embed_bench.register(stages)
     train_bench.register(stages)
     pipeline_bench.register(stages)
+    gallery_bench.register(stages)

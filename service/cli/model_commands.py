@@ -170,6 +170,18 @@ def _cmd_models_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_publish(args: argparse.Namespace) -> int:
+    from models.publish import Provenance, publish
+
+    if not args.evaluation.is_file():
+        raise CliInputError(f"no evaluation report at {args.evaluation} (make it with gaitid evaluate --json)")
+    command = f"gaitid train --config {args.config}"
+    provenance = Provenance(command=command, config=args.config, trained_on=args.trained_on)
+    card = publish(args.checkpoint, args.arch, args.name, args.version, args.evaluation, provenance, args.output_dir)
+    print(f"published {args.name}@{args.version}: {card} (weights and model card beside it)")
+    return 0
+
+
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     embed = subparsers.add_parser(
         "embed",
@@ -236,3 +248,22 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add.add_argument("--threshold-far-1e3", type=float, help="similarity threshold at 0.1%% false accepts")
     add.add_argument("--description", default="")
     add.set_defaults(handler=_cmd_models_add)
+    publish = actions.add_parser(
+        "publish",
+        help="turn a training checkpoint into a bundled model (fp16 weights, card, document)",
+        formatter_class=_RAW,
+        description="Write NAME.pt (network only, fp16), NAME.yaml (registry card with the evaluation's open-set\n"
+        "thresholds) and NAME.md (data, command, seed, hardware, full evaluation table).",
+        epilog="example:\n  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --checkpoint CKPT "
+        "--arch gaitbase --json eval.json\n  gaitid models publish default --checkpoint CKPT --arch gaitbase "
+        "--evaluation eval.json --config configs/gaitbase_cpu.yaml --trained-on '2-core CPU, 9 h'",
+    )
+    publish.add_argument("name")
+    publish.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by gaitid train")
+    publish.add_argument("--arch", choices=ARCHITECTURE_NAMES, required=True)
+    publish.add_argument("--version", default="1")
+    publish.add_argument("--evaluation", type=Path, required=True, help="the JSON report of gaitid evaluate")
+    publish.add_argument("--config", type=Path, required=True, help="the training configuration used")
+    publish.add_argument("--trained-on", required=True, help="hardware and wall time, for the model card")
+    publish.add_argument("--output-dir", type=Path, default=Path("models/weights"))
+    publish.set_defaults(handler=_cmd_models_publish)

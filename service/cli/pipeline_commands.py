@@ -6,9 +6,10 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.cache import default_cache, extract_cached
 from pipeline.decode import DecodeLimits
 from pipeline.detect import TRACKER_CONFIGS, DetectorConfig
-from pipeline.extract import PipelineConfig, extract_tracks
+from pipeline.extract import PipelineConfig
 from pipeline.output import Annotator, write_outputs
 from pipeline.quality import QualityConfig
 from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
@@ -113,7 +114,8 @@ def _cmd_silhouettes(args: argparse.Namespace) -> int:
             with VideoSource(args.video, config.limits, config.rotate) as probe:
                 fps = probe.info.fps / config.limits.frame_stride
             annotator = Annotator(args.annotate, fps)
-        result = extract_tracks(args.video, config, progress=progress, on_frame=annotator)
+        cache = None if args.no_cache else default_cache()
+        result = extract_cached(args.video, config, cache, progress=progress, on_frame=annotator)
     finally:
         progress.done()
         if annotator:
@@ -144,5 +146,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument("video", help="video file, http(s) URL or rtsp:// stream")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--annotate", type=Path, help="also write the video with boxes and track ids")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="always run the pipeline (results are cached per file content)"
+    )
     add_pipeline_options(parser)
     parser.set_defaults(handler=_cmd_silhouettes)

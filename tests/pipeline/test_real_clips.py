@@ -37,7 +37,7 @@ def _clips() -> list[tuple[str, int]]:
     ("clip", "walkers"),
     _clips() or [pytest.param("none", 0, marks=pytest.mark.skip(reason=f"no ground truth at {SHARED / 'videos'}"))],
 )
-def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, pose_model, tmp_path):
+def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, pose_model, shared_cache, tmp_path):
     result = run_cli(
         "silhouettes",
         str(videos_dir / clip),
@@ -52,6 +52,7 @@ def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, 
         "--annotate",
         str(tmp_path / "boxes.mp4"),
         timeout=600,
+        env={"GAITID_CACHE_DIR": str(shared_cache)},  # the service tests reuse these pipeline results
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "tracks.json").read_text())

@@ -1,0 +1,1 @@
+"""The REST API: FastAPI app, schemas, authentication and routes under /v1."""

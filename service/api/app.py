@@ -1,0 +1,73 @@
+"""The FastAPI application: routes, error shape, middleware, and the start-up sequence.
+
+Start-up refuses to serve a database that is not migrated (the app never creates tables),
+rebuilds the gallery index from the database, loads the gait model, and re-queues jobs that a
+previous run left unfinished.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import routes_jobs, routes_keys, routes_ops, routes_subjects
+from service.api.errors import install_error_handlers
+from service.api.middleware import BodySizeLimit, RequestContext
+from service.context import ServiceContext
+from service.db.migrate import current_revision, head_revision
+from service.errors import NotReadyError
+from service.jobs.runner import InProcessRunner
+from service.logs import configure_logging
+from service.settings import Settings, load_settings
+
+DESCRIPTION = """Gait recognition as a service: enroll people from videos of them walking, then ask who walks
+in a new video. Every answer per person is `match` (with the subject and score), `unknown`, or
+`insufficient` (not enough good frames). Authenticate with `X-API-Key: gid_...`. Errors always have
+the shape `{"error": {"code", "message", "details"}}`."""
+
+
+def check_migrated(settings: Settings) -> None:
+    at, head = current_revision(settings.database_url), head_revision(settings.database_url)
+    if at != head:
+        raise NotReadyError(
+            f"the database is at revision {at}, the code needs {head}: run `gaitid db upgrade`", code="not_migrated"
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        check_migrated(settings)
+        ctx = ServiceContext.create(settings)
+        ctx.load()
+        runner = InProcessRunner(ctx, settings.job_workers)
+        app.state.ctx, app.state.jobs = ctx, runner
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            ctx.close()
+
+    app = FastAPI(
+        title="GaitID",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "subjects", "description": "people and their enrolled walks"},
+            {"name": "identify", "description": "who walks in a video"},
+            {"name": "jobs", "description": "long work: status, progress, result, cancel"},
+            {"name": "keys", "description": "API keys (admin)"},
+            {"name": "operations", "description": "health, readiness, metrics"},
+        ],
+    )
+    install_error_handlers(app)
+    for module in (routes_subjects, routes_jobs, routes_keys, routes_ops):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * 1e6))
+    app.add_middleware(RequestContext)
+    return app

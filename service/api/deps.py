@@ -1,0 +1,47 @@
+"""Request dependencies: the service context, a database session, and the authenticated caller."""
+
+from collections.abc import Callable, Iterator
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.auth import Permission, Principal, authenticate
+from service.context import ServiceContext
+from service.errors import ForbiddenError, UnauthorizedError
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: gid_<prefix>_<secret>")
+_bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
+
+
+def get_context(request: Request) -> ServiceContext:
+    return request.app.state.ctx
+
+
+def get_session(ctx: ServiceContext = Depends(get_context)) -> Iterator[Session]:
+    with ctx.sessions() as session:
+        yield session
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller (401) and checks one permission (403)."""
+
+    def dependency(
+        request: Request,
+        header_key: str | None = Depends(_api_key_header),
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        ctx: ServiceContext = Depends(get_context),
+    ) -> Principal:
+        key = header_key or (bearer.credentials if bearer else None)
+        if not key:
+            raise UnauthorizedError("an API key is required (header X-API-Key or Authorization: Bearer)")
+        with ctx.sessions() as session:
+            principal = authenticate(session, key)
+        if principal is None:
+            raise UnauthorizedError("the API key is unknown or revoked")
+        if not principal.can(permission):
+            raise ForbiddenError(f"role {principal.role!r} may not {permission}", code="forbidden")
+        request.state.principal = principal
+        return principal
+
+    return dependency

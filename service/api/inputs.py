@@ -1,0 +1,152 @@
+"""Video and silhouette inputs of enroll/identify requests, staged on disk for the job.
+
+A request carries either a multipart upload (field ``file``, optional ``url``/``track_id``
+fields) or a JSON body ``{"url": ..., "track_id": ...}``. Uploads are copied in chunks to the
+job's own folder while their SHA-256 is computed (for idempotency); the body-size limit itself is
+enforced while the request streams in (see :mod:`service.api.middleware`).
+"""
+
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+
+from service.api.schemas import UrlInput
+from service.errors import ServiceError, UnprocessableError, UnsupportedMediaTypeError
+
+InputKind = Literal["video", "npy", "zip"]
+_CHUNK = 1 << 20
+_URL_SCHEMES = ("http", "https", "rtsp", "rtsps")
+_VIDEO_TYPES = ("video/", "application/octet-stream", "application/mp4", "application/x-matroska")
+_SILHOUETTE_TYPES = ("application/x-npy", "application/npy", "application/zip", "application/x-zip-compressed")
+
+# The request body the OpenAPI document shows for enroll and identify.
+INPUT_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "the video (or .npy / zip of PNGs)"},
+                    "url": {"type": "string", "description": "instead of a file: http(s) or rtsp URL of the video"},
+                    "track_id": {"type": "integer", "minimum": 0, "description": "enrollment: the person to enroll"},
+                },
+            }
+        },
+        "application/json": {"schema": UrlInput.model_json_schema()},
+    },
+}
+
+
+@dataclass
+class StagedInput:
+    """Where the job finds its input, and a digest of the request for idempotency checks."""
+
+    job_id: str
+    kind: InputKind
+    path: Path | None  # the uploaded file; None for a URL
+    url: str | None
+    source: str  # what users see: the upload's file name or the URL
+    digest: str
+    track_id: int | None
+
+    def discard(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def _check_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in _URL_SCHEMES or not parsed.netloc:
+        raise UnprocessableError(f"url must be an {'/'.join(_URL_SCHEMES)} URL", code="bad_url")
+    return url
+
+
+def _parse_track_id(raw: object) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise UnprocessableError("track_id must be a whole number", code="bad_track_id") from None
+    if value < 0:
+        raise UnprocessableError("track_id must be ≥ 0", code="bad_track_id")
+    return value
+
+
+def _sniff(head: bytes, content_type: str, allow_silhouettes: bool) -> InputKind:
+    kind: InputKind = "npy" if head.startswith(b"\x93NUMPY") else "zip" if head.startswith(b"PK\x03\x04") else "video"
+    if kind != "video" and not allow_silhouettes:
+        raise UnsupportedMediaTypeError("identify takes a video; silhouette files are for enrollment")
+    allowed = _VIDEO_TYPES + (_SILHOUETTE_TYPES if allow_silhouettes else ())
+    if content_type and not content_type.startswith(allowed):
+        raise UnsupportedMediaTypeError(f"file type {content_type!r} is not a video", code="unsupported_media_type")
+    return kind
+
+
+async def _stage_upload(upload: UploadFile, folder: Path, allow_silhouettes: bool) -> tuple[Path, InputKind, str]:
+    head = await upload.read(16)
+    kind = _sniff(head, (upload.content_type or "").split(";")[0].strip().lower(), allow_silhouettes)
+    if not head:
+        raise UnprocessableError("the uploaded file is empty", code="empty_upload")
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = {"npy": ".npy", "zip": ".zip"}.get(kind, Path(upload.filename or "").suffix[:10] or ".video")
+    path = folder / f"input{suffix}"
+    digest = hashlib.sha256(head)
+    with path.open("wb") as out:
+        out.write(head)
+        while chunk := await upload.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+    return path, kind, digest.hexdigest()
+
+
+async def stage_input(request: Request, data_dir: Path, allow_silhouettes: bool) -> StagedInput:
+    """Read the request's input into ``data_dir/jobs/<job id>/``; 415/422 for unusable inputs."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    job_id = str(uuid.uuid4())
+    if content_type == "application/json":
+        try:
+            body = UrlInput.model_validate(json.loads(await request.body() or b"null"))
+        except (ValueError, ValidationError) as error:
+            message = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "the body is not JSON"
+            raise UnprocessableError(f"invalid JSON body: {message}", code="invalid_request") from None
+        url = _check_url(body.url)
+        digest = hashlib.sha256(f"url:{url}".encode()).hexdigest()
+        return StagedInput(job_id, "video", None, url, url, digest, body.track_id)
+    if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UnsupportedMediaTypeError("send multipart/form-data with a file, or application/json with a url")
+    folder = data_dir / "jobs" / job_id
+    try:
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload, url, track_id = form.get("file"), form.get("url"), _parse_track_id(form.get("track_id"))
+            if isinstance(upload, UploadFile):
+                if url:
+                    raise UnprocessableError("send a file or a url, not both", code="invalid_request")
+                path, kind, digest = await _stage_upload(upload, folder, allow_silhouettes)
+                name = Path(upload.filename or "upload").name[:200]
+                return StagedInput(job_id, kind, path, None, name, digest, track_id)
+            if isinstance(url, str) and url:
+                checked = _check_url(url)
+                digest = hashlib.sha256(f"url:{checked}".encode()).hexdigest()
+                return StagedInput(job_id, "video", None, checked, checked, digest, track_id)
+    except ServiceError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except (MultiPartException, HTTPException) as error:  # the multipart parser's verdict on a malformed body
+        shutil.rmtree(folder, ignore_errors=True)
+        detail = getattr(error, "detail", None) or getattr(error, "message", str(error))
+        raise ServiceError(f"malformed multipart body: {detail}", code="malformed_body", status=400) from None
+    raise UnprocessableError("the request has neither a file nor a url", code="missing_input")

@@ -1,0 +1,91 @@
+"""Identification and the jobs behind enrollments and identifications."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.api.deps import get_context, get_session, require
+from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.routes_subjects import _ERRORS
+from service.api.schemas import JobOut
+from service.api.submit import job_out, job_response, submit_job, wait_for
+from service.auth import Principal
+from service.context import ServiceContext
+from service.db import audit
+from service.db.tables import Job
+from service.errors import ConflictError, ForbiddenError, NotFoundError
+from service.jobs.store import cancel_job, remove_input
+
+router = APIRouter(prefix="/v1", tags=["identify", "jobs"])
+JobId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+@router.post(
+    "/identify",
+    response_model=JobOut,
+    responses={**_ERRORS, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    openapi_extra={"requestBody": INPUT_REQUEST_BODY},
+)
+async def identify(
+    request: Request,
+    wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
+    top_k: int | None = Query(None, ge=1, le=100, description="candidates per track (default from settings)"),
+    threshold: float | None = Query(None, ge=-1, le=1, description="similarity needed for a match"),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
+    principal: Principal = Depends(require("identify")),
+    ctx: ServiceContext = Depends(get_context),
+) -> JSONResponse:
+    """Who walks in this video? Per track: ``match`` (with the subject), ``unknown`` or ``insufficient``."""
+    params = {"top_k": top_k, "threshold": threshold}
+    job = await submit_job(request, ctx, principal, "identify", params, None, idempotency_key)
+    if wait > 0:
+        job = await wait_for(ctx, job.id, wait)
+    return job_response(job, 200)
+
+
+def _job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}", code="job_not_found")
+    return job
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+def get_job(job_id: JobId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)) -> JobOut:
+    return job_out(_job(session, job_id))
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+def cancel(
+    job_id: JobId,
+    principal: Principal = Depends(require("read")),
+    session: Session = Depends(get_session),
+) -> JobOut:
+    """Cancel a queued or running job (a running one stops within about a second)."""
+    job = _job(session, job_id)
+    if not principal.can("enroll" if job.kind == "enroll" else "identify"):
+        raise ForbiddenError(f"role {principal.role!r} may not cancel {job.kind} jobs")
+    if not cancel_job(session, job):
+        raise ConflictError(f"job {job_id} has already ended ({job.status})", code="job_finished")
+    audit.record(session, principal.key_id, "job.cancel", f"job:{job_id}")
+    session.commit()
+    if job.input_path and job.started_at is None:
+        remove_input(job)
+    return job_out(job)
+
+
+@router.get("/jobs", response_model=list[JobOut], responses=_ERRORS)
+def list_jobs(
+    status: str | None = Query(None, pattern="^(queued|running|succeeded|failed|cancelled)$"),
+    limit: int = Query(50, ge=1, le=500),
+    _: Principal = Depends(require("read")),
+    session: Session = Depends(get_session),
+) -> list[JobOut]:
+    """The most recent jobs first."""
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(Job.status == status)
+    return [job_out(j) for j in session.scalars(query)]

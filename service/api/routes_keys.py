@@ -1,0 +1,52 @@
+"""API keys, for admins. The first admin key comes from the CLI: ``gaitid keys create --role admin``."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.api.deps import get_session, require
+from service.api.routes_subjects import _ERRORS
+from service.api.schemas import KeyCreate, KeyCreated, KeyOut
+from service.auth import Principal, create_key, revoke_key
+from service.db import audit
+from service.db.tables import ApiKey
+from service.errors import NotFoundError
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+def key_out(row: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=row.id, name=row.name, role=row.role, prefix=row.prefix, created_at=row.created_at, revoked_at=row.revoked_at
+    )
+
+
+@router.get("", response_model=list[KeyOut], responses=_ERRORS)
+def list_keys(_: Principal = Depends(require("admin")), session: Session = Depends(get_session)) -> list[KeyOut]:
+    return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.created_at))]
+
+
+@router.post("", status_code=201, response_model=KeyCreated, responses=_ERRORS)
+def create(
+    body: KeyCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> KeyCreated:
+    row, plaintext = create_key(session, body.role, body.name)
+    session.flush()
+    audit.record(session, principal.key_id, "key.create", f"key:{row.id}", role=body.role)
+    session.commit()
+    return KeyCreated(**key_out(row).model_dump(), key=plaintext)
+
+
+@router.delete("/{key_id}", status_code=204, responses=_ERRORS)
+def revoke(
+    key_id: Annotated[str, Path(min_length=1, max_length=36)],
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> Response:
+    if not revoke_key(session, key_id):
+        raise NotFoundError(f"no active key {key_id}", code="key_not_found")
+    audit.record(session, principal.key_id, "key.revoke", f"key:{key_id}")
+    session.commit()
+    return Response(status_code=204)

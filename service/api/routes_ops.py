@@ -1,0 +1,49 @@
+"""Operations: liveness, readiness and Prometheus metrics (no API key needed)."""
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.api.deps import get_context
+from service.api.schemas import Health
+from service.context import ServiceContext
+from service.db.migrate import current_revision, head_revision
+from service.jobs.store import active_jobs
+from service.metrics import GALLERY_SIZE, JOBS_ACTIVE
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up and serving HTTP."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(ctx: ServiceContext = Depends(get_context)) -> JSONResponse:
+    """Ready to take work: database reachable and migrated, gallery index loaded, gait model loaded."""
+    checks: dict[str, str] = {}
+    try:
+        with ctx.sessions() as session:
+            session.execute(text("SELECT 1"))
+        url = ctx.settings.database_url
+        at, head = current_revision(url), head_revision(url)
+        checks["database"] = "ok" if at == head else f"at revision {at}, expected {head}: run `gaitid db upgrade`"
+    except Exception as error:  # any driver error means "not ready", reported, never raised
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    checks["gallery"] = f"ok ({len(ctx.gallery)} sequences)" if ctx.gallery_loaded else "not loaded"
+    checks["model"] = f"ok ({ctx.recognizer.model_key})" if ctx.recognizer.loaded else "not loaded"
+    ready = all(v.startswith("ok") for v in checks.values())
+    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(ctx: ServiceContext = Depends(get_context)) -> Response:
+    """Prometheus text format."""
+    GALLERY_SIZE.labels(ctx.recognizer.model_key).set(len(ctx.gallery))
+    with ctx.sessions() as session:
+        JOBS_ACTIVE.set(active_jobs(session))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

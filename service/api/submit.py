@@ -1,0 +1,153 @@
+"""Turning an enroll/identify request into a durable job, and answering it now or later.
+
+The job row (and the staged input) are committed before anything is acknowledged. With
+``?wait=SECONDS`` the request waits for the job: a finished job is answered with its result
+(or its error, as the matching 4xx), an unfinished one with 202 and the job to poll.
+"""
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any, Protocol
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from service.api.errors import error_response
+from service.api.inputs import StagedInput, stage_input
+from service.api.schemas import JobOut
+from service.auth import Principal
+from service.context import ServiceContext
+from service.db.tables import Job
+from service.errors import ServiceError, TooManyJobsError, UnprocessableError
+from service.jobs.store import TERMINAL, active_jobs
+
+# HTTP status of a waited-for job that failed, by its error code (422 otherwise).
+FAILURE_STATUS = {"multiple_tracks": 409, "subject_not_found": 404, "internal_error": 500, "interrupted": 503}
+_POLL_S = 0.2
+
+
+class JobQueue(Protocol):
+    def submit(self, job_id: str) -> None: ...
+
+
+def job_out(job: Job) -> JobOut:
+    error = None
+    if job.error_code:
+        details = (job.result or {}).get("details") or {}
+        error = {"code": job.error_code, "message": job.error_message or "", "details": details}
+    return JobOut.model_validate(
+        {
+            "id": job.id,
+            "kind": job.kind,
+            "status": job.status,
+            "stage": job.stage,
+            "progress": round(job.progress, 3),
+            "subject_id": job.subject_id,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "result": job.result if job.status == "succeeded" else None,
+            "error": error,
+        }
+    )
+
+
+def _digest(kind: str, subject_id: str | None, staged: StagedInput, params: dict[str, Any]) -> str:
+    payload = json.dumps([kind, subject_id, staged.digest, params], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _existing(ctx: ServiceContext, principal: Principal, key: str) -> Job | None:
+    with ctx.sessions() as session:
+        return session.scalars(
+            select(Job).where(Job.api_key_id == principal.key_id, Job.idempotency_key == key)
+        ).first()
+
+
+def _replay(existing: Job, digest: str) -> Job:
+    if existing.request_digest != digest:
+        raise UnprocessableError("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
+    return existing
+
+
+async def submit_job(
+    request: Request,
+    ctx: ServiceContext,
+    principal: Principal,
+    kind: str,
+    params: dict[str, Any],
+    subject_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Stage the input and commit the job; an idempotent replay returns the original job."""
+    staged = await stage_input(request, ctx.settings.data_dir, allow_silhouettes=kind == "enroll")
+    try:
+        if staged.track_id is not None:
+            params = {**params, "track_id": staged.track_id}
+        params = {**params, "input_kind": staged.kind}
+        digest = _digest(kind, subject_id, staged, params)
+        if idempotency_key and (existing := _existing(ctx, principal, idempotency_key)):
+            staged.discard()
+            return _replay(existing, digest)
+        with ctx.sessions() as session, session.begin():
+            if active_jobs(session) >= ctx.settings.max_active_jobs:
+                raise TooManyJobsError(
+                    f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
+                )
+            job = Job(
+                id=staged.job_id,
+                kind=kind,
+                params=params,
+                input_path=str(staged.path) if staged.path else None,
+                source=staged.source,
+                subject_id=subject_id,
+                api_key_id=principal.key_id,
+                idempotency_key=idempotency_key,
+                request_digest=digest,
+            )
+            session.add(job)
+    except IntegrityError:  # the same Idempotency-Key raced in from a parallel request
+        staged.discard()
+        existing = _existing(ctx, principal, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    except BaseException:
+        staged.discard()
+        raise
+    request.app.state.jobs.submit(job.id)
+    return job
+
+
+async def wait_for(ctx: ServiceContext, job_id: str, wait_s: float) -> Job:
+    """The job after at most ``wait_s`` seconds, or as soon as it has ended."""
+    deadline = time.monotonic() + min(wait_s, ctx.settings.max_wait_seconds)
+    while True:
+        with ctx.sessions() as session:
+            job = session.get(Job, job_id)
+        assert job is not None
+        if job.status in TERMINAL or time.monotonic() >= deadline:
+            return job
+        await asyncio.sleep(_POLL_S)
+
+
+def job_response(job: Job, done_status: int) -> JSONResponse:
+    """``done_status`` with the job when it succeeded, 202 while it runs, the error's 4xx when it failed."""
+    body = job_out(job).model_dump(mode="json")
+    if job.status == "succeeded":
+        return JSONResponse(body, status_code=done_status, headers={"Location": f"/v1/jobs/{job.id}"})
+    if job.status == "failed":
+        error = ServiceError(
+            job.error_message or "the job failed",
+            code=job.error_code or "job_failed",
+            status=FAILURE_STATUS.get(job.error_code or "", 422),
+            details=(job.result or {}).get("details") or {},
+        )
+        return error_response(error, {"job": body})
+    if job.status == "cancelled":
+        return error_response(ServiceError("the job was cancelled", code="job_cancelled", status=409), {"job": body})
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})

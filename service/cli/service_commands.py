@@ -1,0 +1,120 @@
+"""``gaitid serve``, ``gaitid db`` and ``gaitid keys``: running and administering the service."""
+
+import argparse
+import sys
+
+from sqlalchemy import select
+
+from service.auth import ROLES, create_key, revoke_key
+from service.cli.errors import CliInputError
+from service.cli.output import format_table
+from service.db import audit
+from service.db.engine import make_engine, make_session_factory
+from service.db.migrate import current_revision, downgrade, head_revision, upgrade
+from service.db.tables import ApiKey
+from service.settings import load_settings
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from models.registry import resolve
+    from service.api.app import check_migrated, create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings().model_copy(update=overrides)
+    if args.migrate:
+        upgrade(settings.database_url)
+    check_migrated(settings)  # one clear line now rather than a traceback from the server's start-up
+    resolve(settings.model)
+    print(f"gaitid: serving on http://{settings.host}:{settings.port} (docs at /docs)", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    url = load_settings().database_url
+    if args.action == "upgrade":
+        upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        if not args.revision:
+            raise CliInputError("downgrade needs a revision (e.g. base, or -1)", code="bad_option")
+        downgrade(url, args.revision)
+    print(f"database at revision {current_revision(url) or 'none'} (code expects {head_revision(url)})")
+    return 0
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return make_session_factory(make_engine(load_settings().database_url))
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    url = load_settings().database_url
+    if current_revision(url) != head_revision(url):
+        raise CliInputError("the database is not migrated: run `gaitid db upgrade` first", code="not_migrated")
+    with _sessions()() as session:
+        if args.action == "create":
+            row, plaintext = create_key(session, args.role, args.name)
+            session.flush()
+            audit.record(session, None, "key.create", f"key:{row.id}", role=args.role, via="cli")
+            session.commit()
+            print(f"created {args.role} key {row.id} ({args.name or 'unnamed'}); store it now, it is not shown again:")
+            print(plaintext)
+        elif args.action == "list":
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
+            table = [
+                [r.id, r.name, r.role, r.prefix, f"{r.created_at:%Y-%m-%d}", "revoked" if r.revoked_at else ""]
+                for r in rows
+            ]
+            print(format_table(["id", "name", "role", "prefix", "created", "state"], table))
+        else:
+            if not revoke_key(session, args.key_id):
+                raise CliInputError(f"no active key {args.key_id}", code="key_not_found")
+            audit.record(session, None, "key.revoke", f"key:{args.key_id}", via="cli")
+            session.commit()
+            print(f"revoked key {args.key_id}")
+    return 0
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the REST service",
+        formatter_class=raw,
+        description="Run the GaitID REST API (settings from GAITID_* variables; see deploy/.env.example).",
+        epilog="examples:\n  gaitid serve\n  gaitid serve --host 0.0.0.0 --port 8080 --migrate\n"
+        "  GAITID_DATABASE_URL=postgresql+psycopg://gaitid@db/gaitid gaitid serve",
+    )
+    serve.add_argument("--host", help="bind address (default $GAITID_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default $GAITID_PORT or 8000)")
+    serve.add_argument("--migrate", action="store_true", help="run `gaitid db upgrade` first")
+    serve.set_defaults(handler=_cmd_serve)
+
+    db = subparsers.add_parser(
+        "db",
+        help="database migrations (Alembic)",
+        formatter_class=raw,
+        description="Migrate the database named by GAITID_DATABASE_URL (default sqlite:///var/gaitid.db).",
+        epilog="examples:\n  gaitid db upgrade\n  gaitid db current\n  gaitid db downgrade base",
+    )
+    db.add_argument("action", choices=("upgrade", "downgrade", "current"))
+    db.add_argument("revision", nargs="?", help="target revision (upgrade: default head)")
+    db.set_defaults(handler=_cmd_db)
+
+    keys = subparsers.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        formatter_class=raw,
+        description="Manage API keys directly in the database (how the first admin key is made).",
+        epilog="examples:\n  gaitid keys create --role admin --name ops\n  gaitid keys list\n"
+        "  gaitid keys revoke KEY_ID",
+    )
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="make a key and print it once")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--name", default="", help="what the key is for")
+    actions.add_parser("list", help="list keys (never their secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(handler=_cmd_keys)

@@ -1,0 +1,1 @@
+"""Database access: tables, engine and sessions, migrations, repositories."""

@@ -1,0 +1,155 @@
+"""SQLAlchemy tables: the database is the source of truth; the FAISS gallery is derived from it.
+
+Schema changes go through Alembic revisions in ``migrations/``; the app never calls ``create_all``.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class Subject(Base):
+    """An enrolled person (or a person to be enrolled)."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    sequences: Mapped[list["GaitSequence"]] = relationship(back_populates="subject", passive_deletes=True)
+
+
+class GaitSequence(Base):
+    """One enrolled walk of a subject: its embedding under one model version."""
+
+    __tablename__ = "sequences"
+    __table_args__ = (Index("ix_sequences_model_key", "model_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    model_key: Mapped[str] = mapped_column(String(100))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 [256, 16], C order
+    frames: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="sequences")
+
+
+class GalleryChange(Base):
+    """Append-only log of gallery writes; its highest id is the gallery revision.
+
+    Each API process applies the changes after its own revision, so deletes and enrollments made
+    by another process reach its FAISS index without a full rebuild.
+    """
+
+    __tablename__ = "gallery_changes"
+
+    revision: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    model_key: Mapped[str] = mapped_column(String(100), index=True)
+    sequence_id: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(10))  # "add" | "remove"
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """An enrollment or identification, durable from the moment it is acknowledged."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key", name="uq_jobs_idempotency"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))  # "enroll" | "identify"
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(40), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    input_path: Mapped[str | None] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(String(1000), default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    api_key_id: Mapped[str | None] = mapped_column(String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKey(Base):
+    """A client credential; only a hash of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEntry(Base):
+    """Who changed what: every write through the API or the CLI leaves one row."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    api_key_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

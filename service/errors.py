@@ -1,0 +1,67 @@
+"""Service errors: each has an HTTP status and a stable machine-readable ``code``.
+
+Errors from the pipeline and the models (bad videos, bad silhouettes) carry their own codes and
+are answered as 422; nothing a client sends may produce a 500.
+"""
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self, message: str, code: str | None = None, status: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details or {}
+        self.headers: dict[str, str] = {}
+
+
+class NotFoundError(ServiceError):
+    status, code = 404, "not_found"
+
+
+class ConflictError(ServiceError):
+    status, code = 409, "conflict"
+
+
+class UnauthorizedError(ServiceError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": "ApiKey"}
+
+
+class ForbiddenError(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class PayloadTooLargeError(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
+class UnprocessableError(ServiceError):
+    status, code = 422, "unprocessable"
+
+
+class TooManyJobsError(ServiceError):
+    status, code = 429, "too_many_jobs"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class NotReadyError(ServiceError):
+    status, code = 503, "not_ready"

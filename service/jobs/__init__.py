@@ -1,0 +1,1 @@
+"""Durable jobs: enrollment and identification work, its database record, and the runners."""

@@ -1,0 +1,207 @@
+"""The work of a job, the same whichever runner executes it (in-process thread or Celery worker).
+
+Enrollment stores the sequence, the gallery change, the audit entry and the job's success in one
+transaction: a job re-run after a crash either finds it done or starts clean, so it never
+enrolls twice.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from models.errors import ModelError
+from pipeline.errors import PipelineError
+from pipeline.extract import PipelineResult
+from pipeline.tracks import Track
+from service.context import ServiceContext
+from service.db import audit
+from service.db.tables import GaitSequence, Job, Subject
+from service.errors import ServiceError
+from service.gallery.sync import embedding_to_bytes, record_change
+from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
+from service.metrics import JOB_STAGE_SECONDS, JOBS_TOTAL
+from service.recognition import JobCancelledError, decide, read_silhouettes
+
+log = logging.getLogger(__name__)
+
+
+class JobFailedError(ServiceError):
+    """A job that cannot succeed, with the details a client needs (e.g. the tracks to pick from)."""
+
+    status = 422
+
+
+def track_summary(track: Track) -> dict[str, Any]:
+    return {
+        "track_id": track.track_id,
+        "start_s": round(track.start_s, 3),
+        "end_s": round(track.end_s, 3),
+        "good_frames": track.good_frames,
+        "seen_frames": track.seen_frames,
+        "quality": round(track.good_frames / track.seen_frames, 3) if track.seen_frames else 0.0,
+        "usable": track.kept,
+        "reason": track.reason,
+        # where the person is mid-track (x1, y1, x2, y2 px), so a user can tell tracks apart
+        "box": [round(v, 1) for v in middle_box] if (middle_box := _middle_box(track)) else None,
+    }
+
+
+def _middle_box(track: Track) -> tuple[float, float, float, float] | None:
+    return track.sample_boxes[len(track.sample_boxes) // 2][1] if track.sample_boxes else None
+
+
+def subject_summary(session: Session, subject_id: str) -> dict[str, Any] | None:
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        return None
+    return {"id": subject.id, "external_id": subject.external_id, "name": subject.name}
+
+
+def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Track:
+    tracks = [track_summary(t) for t in result.tracks]
+    if track_id is not None:
+        for track in result.tracks:
+            if track.track_id == track_id:
+                if not track.kept:
+                    raise JobFailedError(
+                        f"track {track_id} is not usable: {track.reason}", "track_unusable", 422, {"tracks": tracks}
+                    )
+                return track
+        raise JobFailedError(f"the video has no track {track_id}", "track_not_found", 422, {"tracks": tracks})
+    kept = result.kept
+    if not kept:
+        raise JobFailedError(
+            "no walking person with enough good frames in the video", "no_walking_person", 422, {"tracks": tracks}
+        )
+    if len(kept) > 1:
+        ids = ", ".join(str(t.track_id) for t in kept)
+        raise JobFailedError(
+            f"the video shows {len(kept)} walking people (tracks {ids}); pick one with track_id",
+            "multiple_tracks",
+            409,
+            {"tracks": tracks},
+        )
+    return kept[0]
+
+
+def _run_pipeline(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> PipelineResult:
+    source = job.input_path or job.source
+    result = ctx.recognizer.extract(source, lambda p: progress("pipeline", 0.9 * p), progress.cancelled)
+    for stage, seconds in result.times.seconds.items():
+        JOB_STAGE_SECONDS.labels(stage).observe(seconds)
+    return result
+
+
+def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
+    kind = job.params.get("input_kind", "video")
+    if kind in ("npy", "zip"):
+        sils = read_silhouettes(Path(job.input_path or ""), kind)
+        track: dict[str, Any] = {"track_id": None, "good_frames": len(sils), "quality": 1.0}
+    else:
+        result = _run_pipeline(ctx, job, progress)
+        picked = _pick_enrollment_track(result, job.params.get("track_id"))
+        sils, track = picked.silhouettes, track_summary(picked)
+    progress("embed", 0.92, force=True)
+    embedding = ctx.recognizer.embed([sils])[0]
+    with ctx.sessions() as session, session.begin():
+        stored = session.get(Job, job.id)
+        if stored is None or stored.status != "running":
+            return  # cancelled meanwhile: nothing is written
+        if session.get(Subject, job.subject_id) is None:
+            raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found", 404)
+        sequence = GaitSequence(
+            subject_id=job.subject_id,
+            model_key=ctx.recognizer.model_key,
+            embedding=embedding_to_bytes(embedding),
+            frames=int(track["good_frames"]),
+            quality=float(track["quality"]),
+            source=job.source[:500],
+            track_id=track["track_id"],
+            job_id=job.id,
+        )
+        session.add(sequence)
+        session.flush()
+        record_change(session, sequence.model_key, sequence.id, "add")
+        audit.record(session, job.api_key_id, "enroll", f"subject:{job.subject_id}", sequence_id=sequence.id)
+        finish_job(
+            session,
+            stored,
+            {"subject_id": job.subject_id, "sequence_id": sequence.id, "model": sequence.model_key, "track": track},
+        )
+    ctx.gallery.sync()
+
+
+def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
+    result = _run_pipeline(ctx, job, progress)
+    kept = result.kept
+    progress("embed", 0.92, force=True)
+    embeddings = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else np.zeros((0, 256, 16), np.float32)
+    threshold = ctx.recognizer.threshold(job.params.get("threshold"))
+    top_k = int(job.params.get("top_k") or ctx.settings.top_k)
+    progress("match", 0.97, force=True)
+    answers = []
+    with ctx.sessions() as session:
+        for track in result.tracks:
+            summary = track_summary(track)
+            if not track.kept:
+                answers.append(
+                    {**summary, "decision": "insufficient", "subject": None, "score": None, "candidates": []}
+                )
+                continue
+            candidates = ctx.gallery.search(embeddings[kept.index(track)], top_k)
+            verdict = decide(candidates, threshold)
+            answers.append(
+                {
+                    **summary,
+                    "decision": verdict.decision,
+                    "subject": subject_summary(session, verdict.subject_id) if verdict.subject_id else None,
+                    "score": None if verdict.score is None else round(verdict.score, 4),
+                    "candidates": [
+                        {"subject": subject_summary(session, c.subject_id), "score": round(c.score, 4)}
+                        for c in candidates
+                    ],
+                }
+            )
+    with ctx.sessions() as session, session.begin():
+        stored = session.get(Job, job.id)
+        if stored is not None and stored.status == "running":
+            finish_job(
+                session,
+                stored,
+                {
+                    "model": ctx.recognizer.model_key,
+                    "threshold": threshold,
+                    "frames": result.frames,
+                    "truncated": result.truncated,
+                    "tracks": answers,
+                },
+            )
+
+
+def process_job(ctx: ServiceContext, job_id: str) -> None:
+    """Run one job to its end; every failure becomes a recorded error code, never an exception."""
+    if not claim(ctx.sessions, job_id):
+        return
+    with ctx.sessions() as session:
+        job = session.get(Job, job_id)
+    assert job is not None
+    progress = ProgressWriter(ctx.sessions, job_id)
+    try:
+        (_enroll if job.kind == "enroll" else _identify)(ctx, job, progress)
+    except JobCancelledError:
+        log.info("job %s cancelled", job_id)
+    except (ServiceError, PipelineError, ModelError) as error:
+        details = error.details if isinstance(error, ServiceError) else None
+        fail_job(ctx.sessions, job_id, error.code, str(error), details)
+    except Exception as error:
+        log.exception("job %s failed unexpectedly", job_id)
+        fail_job(ctx.sessions, job_id, "internal_error", f"{type(error).__name__}: {error}")
+    finally:
+        with ctx.sessions() as session:
+            stored = session.get(Job, job_id)
+        if stored is not None and stored.status in TERMINAL:
+            JOBS_TOTAL.labels(stored.kind, stored.status).inc()
+            remove_input(stored)

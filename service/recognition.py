@@ -1,0 +1,165 @@
+"""Video or silhouettes in, tracks with embeddings and open-set decisions out.
+
+The service's one place that knows both the pipeline and the models: it builds the pipeline
+configuration from the settings, loads the registered gait model once, and turns a probe's
+gallery candidates into ``match`` / ``unknown`` / ``insufficient``.
+"""
+
+import threading
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from models.embedder import MAX_FRAMES, MIN_FRAMES, Embedder
+from models.loading import create_embedder
+from models.registry import ModelSpec, resolve
+from pipeline.cache import default_cache, extract_cached
+from pipeline.decode import DecodeLimits
+from pipeline.detect import DetectorConfig
+from pipeline.extract import PipelineConfig, PipelineResult
+from pipeline.quality import QualityConfig
+from service.errors import UnprocessableError
+from service.gallery.sync import Candidate
+from service.settings import Settings
+
+Decision = Literal["match", "unknown", "insufficient"]
+MAX_ZIP_MEMBERS = MAX_FRAMES
+
+
+class JobCancelledError(Exception):
+    """Raised inside long work when the job was cancelled; the work stops at the next frame."""
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        detector=DetectorConfig(weights=settings.detector_weights, image_size=settings.detector_image_size),
+        segmenter=settings.segmenter,
+        pose_model=settings.pose_model if settings.segmenter == "pose" else None,
+        quality=QualityConfig(min_good_frames=settings.min_good_frames),
+        limits=DecodeLimits(max_duration_s=settings.max_video_seconds),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    subject_id: str | None
+    score: float | None
+
+
+def decide(candidates: list[Candidate], threshold: float) -> Verdict:
+    """``match`` when the best subject's similarity reaches the threshold, else ``unknown``."""
+    if candidates and candidates[0].score >= threshold:
+        return Verdict("match", candidates[0].subject_id, candidates[0].score)
+    return Verdict("unknown", None, candidates[0].score if candidates else None)
+
+
+class Recognizer:
+    """The loaded gait model plus the pipeline settings; shared by every job of a process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.spec: ModelSpec = resolve(settings.model)
+        self.pipeline = pipeline_config(settings)
+        self.cache = default_cache()
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_key(self) -> str:
+        return self.spec.key
+
+    def threshold(self, override: float | None = None) -> float:
+        """The open-set threshold: the request's, else the settings', else the model card's."""
+        if override is not None:
+            return override
+        if self.settings.match_threshold is not None:
+            return self.settings.match_threshold
+        thresholds = self.spec.thresholds
+        if self.settings.threshold_far in thresholds:
+            return thresholds[self.settings.threshold_far]
+        if thresholds:
+            return max(thresholds.values())
+        raise UnprocessableError(
+            f"model {self.spec.key} has no calibrated thresholds; set GAITID_MATCH_THRESHOLD", code="no_threshold"
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = create_embedder(
+                    self.spec.arch,
+                    self.spec.weights,
+                    backend=self.settings.embed_backend,
+                    device=self.settings.embed_device,
+                    config=self.spec.config,
+                )
+            return self._embedder
+
+    def embed(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """float32 [S, 256, 16]; sequences longer than the model takes keep their first frames."""
+        return self.embedder.embed([s[:MAX_FRAMES] for s in sequences])
+
+    def extract(
+        self, source: str | Path, progress: Callable[[float], None], cancelled: Callable[[], bool]
+    ) -> PipelineResult:
+        """Run the pipeline; ``progress`` gets 0..1, ``cancelled`` is polled every frame."""
+
+        def on_progress(done: int, total: int | None) -> None:
+            if cancelled():
+                raise JobCancelledError
+            if total:
+                progress(min(done / total, 1.0))
+
+        return extract_cached(source, self.pipeline, self.cache, progress=on_progress)
+
+
+def read_silhouettes(path: Path, kind: Literal["npy", "zip"]) -> np.ndarray:
+    """A silhouette sequence uint8 [N, 64, 64] from an ``.npy`` file or a zip of PNG frames."""
+    sils = _read_npy(path) if kind == "npy" else _read_png_zip(path)
+    if sils.ndim != 3 or sils.shape[1:] != (64, 64) or sils.dtype != np.uint8:
+        raise UnprocessableError(
+            f"silhouettes must be uint8 [N, 64, 64], got {sils.dtype} {list(sils.shape)}", code="bad_silhouettes"
+        )
+    if len(sils) < MIN_FRAMES:
+        raise UnprocessableError(f"{len(sils)} silhouettes; at least {MIN_FRAMES} needed", code="bad_silhouettes")
+    return sils[:MAX_FRAMES]
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise UnprocessableError(f"not a readable .npy array: {error}", code="bad_silhouettes") from None
+
+
+def _read_png_zip(path: Path) -> np.ndarray:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if n.lower().endswith(".png"))
+            if not names or len(names) > MAX_ZIP_MEMBERS:
+                raise UnprocessableError(
+                    f"the zip holds {len(names)} PNG files; 1..{MAX_ZIP_MEMBERS} expected", code="bad_silhouettes"
+                )
+            frames = [_decode_png(archive.read(name), name) for name in names]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UnprocessableError(f"not a readable zip: {error}", code="bad_silhouettes") from None
+    return np.stack(frames)
+
+
+def _decode_png(data: bytes, name: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.shape != (64, 64):
+        shape = None if image is None else list(image.shape)
+        raise UnprocessableError(f"{name}: not a 64×64 grayscale PNG (got {shape})", code="bad_silhouettes")
+    return image

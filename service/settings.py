@@ -1,0 +1,72 @@
+"""Service settings: environment variables ``GAITID_*``, optionally a settings file.
+
+Every field below is read from ``GAITID_<FIELD>`` (upper case). ``GAITID_SETTINGS_FILE`` may name
+a dotenv-style file with the same variables; real environment variables win over the file.
+``deploy/.env.example`` documents each variable; a test keeps the two in step.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may change without touching code."""
+
+    model_config = SettingsConfigDict(env_prefix="GAITID_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/gaitid.db", description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://..."
+    )
+    host: str = Field("127.0.0.1", description="address `gaitid serve` binds to")
+    port: int = Field(8000, ge=1, le=65535, description="port `gaitid serve` listens on")
+    data_dir: Path = Field(Path("var/data"), description="uploads and job inputs (removed when a job ends)")
+    model: str = Field("default", description="registry name of the gait model used for new embeddings")
+    embed_backend: Literal["onnx", "torch"] = Field("onnx", description="runtime for the gait model")
+    embed_device: str = Field("cpu", description="cpu or cuda")
+    detector_weights: Path = Field(Path("var/weights/person_yolov8.onnx"), description="YOLO person detector")
+    pose_model: Path = Field(Path("var/weights/pose_landmark_full.tflite"), description="pose segmenter model")
+    segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
+    detector_image_size: int = Field(640, ge=128, le=2048, description="detector input size in pixels")
+    min_good_frames: int = Field(15, ge=5, le=1000, description="good frames a track needs to be identified")
+    max_upload_mb: float = Field(500.0, gt=0, description="largest accepted upload (413 above)")
+    max_video_seconds: float = Field(600.0, gt=0, description="longest accepted video (422 video_too_long)")
+    max_active_jobs: int = Field(16, ge=1, description="queued + running jobs before new ones get 429")
+    job_workers: int = Field(1, ge=1, le=64, description="in-process job threads")
+    job_max_attempts: int = Field(3, ge=1, description="runs of a job interrupted by crashes before it fails")
+    max_wait_seconds: float = Field(300.0, ge=0, description="longest ?wait= a request may ask for")
+    match_threshold: float | None = Field(
+        None, ge=-1, le=1, description="similarity above which a track matches; default from the model card"
+    )
+    threshold_far: str = Field("far_1e-2", description="which model-card threshold to use (far_1e-2 or far_1e-3)")
+    top_k: int = Field(5, ge=1, le=100, description="candidates returned per track")
+    index_exact_max: int = Field(4096, ge=256, description="gallery size up to which search is exact")
+    jobs: Literal["inprocess", "celery"] = Field("inprocess", description="where enroll/identify work runs")
+    log_level: str = Field("info", description="debug, info, warning or error")
+    log_json: bool = Field(True, description="one JSON object per log line")
+
+    @field_validator("match_threshold", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``GAITID_MATCH_THRESHOLD=`` (as in .env.example) means: use the model card's threshold."""
+        return None if value == "" else value
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with ``GAITID_SETTINGS_FILE`` as a lower-priority source."""
+    settings_file = os.environ.get("GAITID_SETTINGS_FILE")
+    if settings_file:
+        return Settings(_env_file=settings_file)  # type: ignore[call-arg]
+    return Settings()
+
+
+# Read directly by the models and pipeline packages (they do not depend on the service).
+OTHER_VARIABLES = ("GAITID_SETTINGS_FILE", "GAITID_MODELS_DIR", "GAITID_CACHE_DIR")
+
+
+def documented_variables() -> list[str]:
+    """Every environment variable the product reads, for docs and the .env.example check."""
+    return [*OTHER_VARIABLES, *(f"GAITID_{name.upper()}" for name in Settings.model_fields)]

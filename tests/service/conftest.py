@@ -1,0 +1,180 @@
+"""Fixtures for the service: real databases (SQLite file, PostgreSQL server) and a real server process.
+
+The server runs as users run it — ``gaitid serve`` in a subprocess, uvicorn, real HTTP — on a
+database migrated with ``gaitid db upgrade`` and an admin key made with ``gaitid keys create``.
+"""
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+READY_TIMEOUT_S = 180
+
+
+def _postgres_available() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(error).strip()[:200]}"
+
+
+@contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new, empty database: a SQLite file in ``folder``, or a PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'gaitid.db'}"
+        return
+    import psycopg
+
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"gaitid_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``gaitid serve`` in a subprocess; can be killed (-9) and restarted on the same database."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready after {READY_TIMEOUT_S} s: {self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def client(self, key: str | None = None, timeout: float = 600) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def service_env(database_url: str, tmp_path: Path, cache: Path) -> dict[str, str]:
+    return {
+        "GAITID_DATABASE_URL": database_url,
+        "GAITID_DATA_DIR": str(tmp_path / "data"),
+        "GAITID_CACHE_DIR": str(cache),
+        "GAITID_MODELS_DIR": str(tmp_path / "models"),
+        "GAITID_LOG_LEVEL": "info",
+    }
+
+
+def create_key(env: dict[str, str], role: str) -> str:
+    result = run_cli("keys", "create", "--role", role, "--name", f"test-{role}", env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def running_server(
+    database_url: str, folder: Path, cache: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """Migrate the database with the CLI and run ``gaitid serve`` on it until the block ends."""
+    env = {**service_env(database_url, folder, cache), **(extra_env or {})}
+    migrated = run_cli("db", "upgrade", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    process = ServerProcess(env, folder / "server.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill(signal.SIGTERM)
+
+
+@pytest.fixture()
+def server(
+    database_url: str, tmp_path: Path, shared_cache: Path, detector_weights: Path, pose_model: Path
+) -> Iterator[ServerProcess]:
+    """A migrated database and a running server on it (SQLite and PostgreSQL in turn)."""
+    weights = {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
+    with running_server(database_url, tmp_path, shared_cache, weights) as process:
+        yield process
+
+
+def silhouettes_npy(frames: int = 30, seed: int = 0) -> bytes:
+    """A synthetic walking-blob sequence, uint8 [N, 64, 64], as an .npy file."""
+    rng = np.random.default_rng(seed)
+    sils = np.zeros((frames, 64, 64), np.uint8)
+    for i in range(frames):
+        width = 10 + int(6 * abs(np.sin(i / 3)))
+        sils[i, 4:62, 32 - width // 2 : 32 + width // 2] = 255
+    sils[:, :, :] &= (rng.random((frames, 64, 64)) > 0.02).astype(np.uint8) * 255
+    buffer = io.BytesIO()
+    np.save(buffer, sils)
+    return buffer.getvalue()
+
+
+def npy_upload(seed: int = 0) -> dict:
+    return {"file": ("walk.npy", silhouettes_npy(seed=seed), "application/octet-stream")}

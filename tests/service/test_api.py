@@ -1,0 +1,197 @@
+"""The REST API over real HTTP, on SQLite and PostgreSQL: auth matrix, resources, bad inputs, limits.
+
+One server per database serves the whole module (starting one loads the model and the gallery).
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.conftest import (
+    DATABASES,
+    ServerProcess,
+    create_key,
+    fresh_database,
+    npy_upload,
+    running_server,
+    silhouettes_npy,
+)
+
+MAX_UPLOAD_MB = 5
+MAX_ACTIVE_JOBS = 3
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp(f"api-{request.param}")
+    env = {
+        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
+        "GAITID_POSE_MODEL": str(pose_model),
+        "GAITID_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+        "GAITID_MAX_ACTIVE_JOBS": str(MAX_ACTIVE_JOBS),
+    }
+    with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keys(api: ServerProcess) -> dict[str, str]:
+    return {role: create_key(api.env, role) for role in ("admin", "enroll", "identify", "read")}
+
+
+def _client(api: ServerProcess, keys: dict[str, str], role: str | None) -> httpx.Client:
+    return api.client(keys[role] if role else None)
+
+
+def test_health_readiness_metrics_openapi(api: ServerProcess):
+    with api.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
+        assert "gaitid_request_seconds" in client.get("/metrics").text
+        spec = client.get("/openapi.json").json()
+        assert {"/v1/subjects", "/v1/identify", "/v1/jobs/{job_id}", "/v1/subjects/{subject_id}/enrollments"} <= set(
+            spec["paths"]
+        )
+        response = client.get("/v1/nowhere")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+        assert response.headers["x-request-id"]
+
+
+def _matrix_cases(subject_id: str, job_id: str, key_id: str) -> list[tuple[str, str, str, dict]]:
+    """(method, path, permission, request kwargs) for every endpoint under /v1."""
+    return [
+        ("POST", "/v1/subjects", "enroll", {"json": {"name": "matrix"}}),
+        ("GET", "/v1/subjects", "read", {}),
+        ("GET", f"/v1/subjects/{subject_id}", "read", {}),
+        ("PATCH", f"/v1/subjects/{subject_id}", "enroll", {"json": {"name": "renamed"}}),
+        ("GET", f"/v1/subjects/{subject_id}/sequences", "read", {}),
+        ("POST", f"/v1/subjects/{subject_id}/enrollments?wait=120", "enroll", {"files": npy_upload()}),
+        ("DELETE", f"/v1/subjects/{subject_id}/sequences/999999", "enroll", {}),
+        ("POST", "/v1/identify", "identify", {"json": {"url": "http://127.0.0.1:9/nothing.mp4"}}),
+        ("GET", f"/v1/jobs/{job_id}", "read", {}),
+        ("GET", "/v1/jobs", "read", {}),
+        ("DELETE", f"/v1/jobs/{job_id}", "enroll", {}),
+        ("GET", "/v1/keys", "admin", {}),
+        ("POST", "/v1/keys", "admin", {"json": {"role": "read", "name": "matrix"}}),
+        ("DELETE", f"/v1/keys/{key_id}", "admin", {}),
+        ("DELETE", f"/v1/subjects/{subject_id}", "enroll", {}),
+    ]
+
+
+ROLE_FOR = {"read": "read", "enroll": "enroll", "identify": "identify", "admin": "admin"}
+WRONG_ROLE = {"read": None, "enroll": "identify", "identify": "enroll", "admin": "enroll"}
+
+
+def test_auth_matrix(api: ServerProcess, keys: dict[str, str]):
+    """Every endpoint × {no key, wrong role, right role}: 401, 403, and neither (nor a 5xx)."""
+    with _client(api, keys, "admin") as admin:
+        subject_id = admin.post("/v1/subjects", json={"name": "auth"}).json()["id"]
+        job = admin.post(f"/v1/subjects/{subject_id}/enrollments?wait=120", files=npy_upload())
+        assert job.status_code == 201, job.text
+        spare_key = admin.post("/v1/keys", json={"role": "read"}).json()["id"]
+    with httpx.Client(base_url=api.url) as anonymous:
+        bogus = {"X-API-Key": "gid_000000000000_not-a-real-key"}
+        for method, path, permission, kwargs in _matrix_cases(subject_id, job.json()["id"], spare_key):
+            assert anonymous.request(method, path, **kwargs).status_code == 401, (method, path)
+            assert anonymous.request(method, path, headers=bogus, **kwargs).status_code == 401, (method, path)
+            wrong = WRONG_ROLE[permission]
+            if wrong:
+                with _client(api, keys, wrong) as client:
+                    response = client.request(method, path, **kwargs)
+                assert response.status_code == 403, (method, path, response.text)
+                assert response.json()["error"]["code"] == "forbidden"
+            with _client(api, keys, ROLE_FOR[permission]) as client:
+                response = client.request(method, path, **kwargs)
+            assert response.status_code not in (401, 403) and response.status_code < 500, (method, path, response.text)
+
+
+def test_subjects_crud_and_sequences(api: ServerProcess, keys: dict[str, str]):
+    with _client(api, keys, "enroll") as client:
+        created = client.post("/v1/subjects", json={"external_id": "crud-1", "name": "Ada", "metadata": {"k": 1}})
+        assert created.status_code == 201, created.text
+        subject = created.json()
+        assert client.post("/v1/subjects", json={"external_id": "crud-1"}).status_code == 409
+        listed = client.get("/v1/subjects", params={"external_id": "crud-1"}).json()
+        assert listed["total"] == 1 and listed["items"][0]["id"] == subject["id"]
+        assert client.get("/v1/subjects", params={"name": "ad", "limit": 1}).json()["items"][0]["name"] == "Ada"
+        patched = client.patch(f"/v1/subjects/{subject['id']}", json={"name": "Ada L.", "metadata": {"k": 2}})
+        assert patched.json()["name"] == "Ada L." and patched.json()["metadata"] == {"k": 2}
+        for seed in (1, 2):
+            enrolled = client.post(f"/v1/subjects/{subject['id']}/enrollments?wait=120", files=npy_upload(seed))
+            assert enrolled.status_code == 201, enrolled.text
+        sequences = client.get(f"/v1/subjects/{subject['id']}/sequences").json()
+        assert len(sequences) == 2 and client.get(f"/v1/subjects/{subject['id']}").json()["sequences"] == 2
+        assert client.delete(f"/v1/subjects/{subject['id']}/sequences/{sequences[0]['id']}").status_code == 204
+        assert client.get(f"/v1/subjects/{subject['id']}").json()["sequences"] == 1
+        assert client.delete(f"/v1/subjects/{subject['id']}").status_code == 204
+        assert client.get(f"/v1/subjects/{subject['id']}").status_code == 404
+        assert client.post("/v1/subjects", json={"unknown_field": 1}).status_code == 422
+
+
+def _counts(client: httpx.Client) -> tuple[int, int]:
+    subjects = client.get("/v1/subjects", params={"limit": 500}).json()["items"]
+    return len(subjects), sum(s["sequences"] for s in subjects)
+
+
+BAD_VIDEOS = {
+    "bad/empty.mp4": "empty_upload",
+    "bad/text.mp4": "video_unreadable",
+    "bad/truncated_no_moov.mp4": "video_unreadable",
+}
+
+
+def test_bad_inputs_get_4xx_and_lose_nothing(api: ServerProcess, keys: dict[str, str], videos_dir: Path):
+    with _client(api, keys, "admin") as client:
+        subject_id = client.post("/v1/subjects", json={"name": "kept"}).json()["id"]
+        assert client.post(f"/v1/subjects/{subject_id}/enrollments?wait=120", files=npy_upload()).status_code == 201
+        before = _counts(client)
+        for name, code in BAD_VIDEOS.items():
+            with (videos_dir / name).open("rb") as handle:
+                response = client.post("/v1/identify?wait=120", files={"file": (Path(name).name, handle, "video/mp4")})
+            assert response.status_code == 422, (name, response.text)
+            assert response.json()["error"]["code"] == code, (name, response.text)
+        with (videos_dir / "bad/no_person.mp4").open("rb") as handle:
+            response = client.post("/v1/identify?wait=300", files={"file": ("no_person.mp4", handle, "video/mp4")})
+        assert response.status_code == 200 and response.json()["result"]["tracks"] == [], response.text
+        checks = [
+            (client.post("/v1/identify", content=b"x", headers={"content-type": "text/plain"}), 415),
+            (client.post("/v1/identify", files={"file": ("a.txt", b"hello", "text/plain")}), 415),
+            (client.post("/v1/identify", files={"file": ("s.npy", silhouettes_npy(), "application/x-npy")}), 415),
+            (client.post("/v1/identify", json={"url": "file:///etc/passwd"}), 422),
+            (client.post("/v1/identify", json={"nope": 1}), 422),
+            (client.post("/v1/identify", data={"track_id": "1"}), 422),
+            (client.post(f"/v1/subjects/{subject_id}/enrollments", files={"file": ("z.npy", b"\x93NUMPYxx")}), 202),
+            (client.post("/v1/subjects/no-such-subject/enrollments", files=npy_upload()), 404),
+            (client.post("/v1/identify?wait=-1", json={"url": "http://127.0.0.1:9/x.mp4"}), 422),
+            (client.get("/v1/jobs/no-such-job"), 404),
+        ]
+        for response, status in checks:
+            assert response.status_code == status, response.text
+            if status >= 400:
+                assert response.json()["error"]["code"], response.text
+        big = videos_dir / "vtest.avi"  # 8.1 MB > the 5 MB limit of this server
+        with big.open("rb") as handle:
+            response = client.post("/v1/identify", files={"file": ("vtest.avi", handle, "video/x-msvideo")})
+        assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+        assert _counts(client) == before
+
+
+def test_too_many_jobs_429_and_cancel(api: ServerProcess, keys: dict[str, str], videos_dir: Path):
+    clip = (videos_dir / "walk_outdoor.mp4").read_bytes()
+    with _client(api, keys, "identify") as client:
+        jobs = []
+        for _ in range(MAX_ACTIVE_JOBS):
+            response = client.post("/v1/identify", files={"file": ("w.mp4", clip, "video/mp4")})
+            assert response.status_code == 202, response.text
+            jobs.append(response.json()["id"])
+        refused = client.post("/v1/identify", files={"file": ("w.mp4", clip, "video/mp4")})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0, refused.text
+        for job_id in jobs:
+            cancelled = client.delete(f"/v1/jobs/{job_id}")
+            assert cancelled.status_code in (200, 409), cancelled.text
+        for job_id in jobs:
+            assert client.get(f"/v1/jobs/{job_id}").json()["status"] in ("cancelled", "succeeded")
+        assert client.post("/v1/identify", json={"url": "http://127.0.0.1:9/x.mp4"}).status_code == 202
