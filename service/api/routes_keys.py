@@ -12,7 +12,7 @@ from service.api.schemas import KeyCreate, KeyCreated, KeyOut
 from service.auth import Principal, create_key, revoke_key
 from service.db import audit
 from service.db.tables import ApiKey
-from service.errors import NotFoundError
+from service.errors import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -45,6 +45,8 @@ def revoke(
     principal: Principal = Depends(require("admin")),
     session: Session = Depends(get_session),
 ) -> Response:
+    if key_id == principal.key_id:  # an admin locking themself out: leave that to `gaitid keys revoke`
+        raise ConflictError("a key cannot revoke itself; use another admin key or the CLI", code="own_key")
     if not revoke_key(session, key_id):
         raise NotFoundError(f"no active key {key_id}", code="key_not_found")
     audit.record(session, principal.key_id, "key.revoke", f"key:{key_id}")

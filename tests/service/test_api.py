@@ -4,6 +4,8 @@ One server per database serves the whole module (starting one loads the model an
 """
 
 from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,7 @@ def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -
         "GAITID_POSE_MODEL": str(pose_model),
         "GAITID_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
         "GAITID_MAX_ACTIVE_JOBS": str(MAX_ACTIVE_JOBS),
+        "GAITID_MAX_WAIT_SECONDS": "120",  # generated requests may ask to wait an hour
     }
     with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, env) as server:
         yield server
@@ -195,3 +198,35 @@ def test_too_many_jobs_429_and_cancel(api: ServerProcess, keys: dict[str, str], 
         for job_id in jobs:
             assert client.get(f"/v1/jobs/{job_id}").json()["status"] in ("cancelled", "succeeded")
         assert client.post("/v1/identify", json={"url": "http://127.0.0.1:9/x.mp4"}).status_code == 202
+
+
+SCHEMATHESIS_EXAMPLES = 15
+
+
+def test_schemathesis_finds_no_server_error(api: ServerProcess, keys: dict[str, str], tmp_path: Path):
+    """Property-based requests generated from /openapi.json (bounded): never a 5xx. Runs last in the module."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{api.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(SCHEMATHESIS_EXAMPLES),
+            "--seed",
+            "7",
+            "--header",
+            f"X-API-Key: {keys['admin']}",
+            "--request-timeout",
+            "60",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout

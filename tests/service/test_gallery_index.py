@@ -1,0 +1,185 @@
+"""Gallery vectors and index: known answers on small structured galleries (real 4096-dim vectors)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.cli import main
+from service.gallery.index import PQ_MIN_TRAIN, GalleryIndex, IndexConfig
+from service.gallery.synthetic import SyntheticGallery
+from service.gallery.vectors import DIM, gallery_vectors
+
+# PQ from 256 entries on: small enough that the approximate kind trains in well under a second.
+SMALL = IndexConfig(exact_max=PQ_MIN_TRAIN, tombstones=8)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """600 entries (ids 0..599), their subjects, 40 queries of enrolled subjects and their subjects."""
+    gallery = SyntheticGallery(600, seed=3)
+    ids, embeddings = next(gallery.chunks(600))
+    query_subjects, queries = gallery.queries(40, seed=5)
+    return ids, gallery_vectors(embeddings), gallery.subject_of, gallery_vectors(queries), query_subjects
+
+
+def _mean_part_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    cos = [a[:, p] @ b[:, p] / (np.linalg.norm(a[:, p]) * np.linalg.norm(b[:, p])) for p in range(a.shape[1])]
+    return float(np.mean(cos))
+
+
+def test_vectors_inner_product_is_mean_part_cosine() -> None:
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((4, 256, 16)) * rng.uniform(0.1, 10, size=(4, 1, 16)) + 0.3
+    vectors = gallery_vectors(embeddings)
+    assert vectors.shape == (4, DIM) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    expected = [[_mean_part_cosine(a, b) for b in embeddings] for a in embeddings]
+    np.testing.assert_allclose(vectors @ vectors.T, expected, atol=1e-5)
+    np.testing.assert_allclose(gallery_vectors(embeddings[0]), vectors[:1])
+
+
+def test_vectors_zero_part_and_bad_shape() -> None:
+    embedding = np.ones((256, 16), dtype=np.float32)
+    embedding[:, 3] = 0
+    vector = gallery_vectors(embedding)
+    assert np.isfinite(vector).all()
+    assert vector @ vector.T == pytest.approx(15 / 16)
+    with pytest.raises(ValueError, match=r"\[n, 256, 16\]"):
+        gallery_vectors(np.ones((16, 256)))
+
+
+def test_synthetic_scores_spread_as_documented(synthetic) -> None:
+    _, vectors, subject_of, _, _ = synthetic
+    scores = vectors @ vectors.T
+    same = subject_of[:, None] == subject_of[None, :]
+    genuine = scores[same & ~np.eye(len(vectors), dtype=bool)]
+    impostor = scores[~same]
+    assert 0.55 < np.percentile(genuine, 5) and np.percentile(genuine, 95) < 0.95
+    assert -0.05 < np.percentile(impostor, 5) and np.percentile(impostor, 95) < 0.5
+
+
+@pytest.mark.parametrize("kind", ["flat", "pq"])
+def test_near_duplicate_ranks_first(synthetic, kind: str) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex(config=IndexConfig(kind=kind))
+    index.rebuild(ids + 1000, vectors)
+    assert index.kind == kind and len(index) == len(ids)
+    probes = vectors[[7, 300, 599]] + np.random.default_rng(1).normal(0, 0.002, (3, DIM)).astype(np.float32)
+    scores, found = index.search(probes, 5)
+    assert found[:, 0].tolist() == [1007, 1300, 1599]
+    assert (np.diff(scores, axis=1) <= 0).all() and (scores[:, 0] > 0.99).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "pq"])
+def test_add_remove_replace(synthetic, kind: str) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex(config=IndexConfig(kind=kind, tombstones=8))
+    index.rebuild(ids, vectors)
+    assert index.remove([5, 6, 123456]) == 2
+    assert index.remove(np.array([5])) == 0
+    _, found = index.search(vectors[[5, 6]], len(ids))
+    assert not np.isin(found, [5, 6]).any() and (found >= 0).sum() == 2 * (len(ids) - 2)
+
+    index.add(np.array([7]), vectors[[100]])  # id 7 now holds entry 100's vector
+    _, found = index.search(vectors[[7]], 3)
+    assert 7 not in found[0, :1]
+    scores, found = index.search(vectors[[100]], 2)
+    assert set(found[0]) == {7, 100} and scores[0, 1] > 0.99
+
+    index.remove(np.arange(10, 30))  # past `tombstones`: the storage is compacted
+    index.add(np.array([5]), vectors[[5]])
+    expected = np.setdiff1d(ids, np.r_[6, 10:30])
+    np.testing.assert_array_equal(index.ids(), expected)
+    assert len(index) == len(expected)
+    _, found = index.search(vectors[expected[::50]], 1)
+    np.testing.assert_array_equal(found[:, 0], expected[::50])
+
+
+def test_auto_switches_to_pq_and_keeps_exact_top1(synthetic) -> None:
+    ids, vectors, subject_of, queries, query_subjects = synthetic
+    index = GalleryIndex(config=SMALL)
+    index.add(ids[:200], vectors[:200])
+    assert index.kind == "flat"
+    index.add(ids[200:], vectors[200:])
+    assert index.kind == "pq" and len(index) == len(ids)
+    index.add(ids[:10], vectors[:10])  # re-adding after the switch replaces
+    assert len(index) == len(ids)
+    scores, found = index.search(queries, 10)
+    exact = (queries @ vectors.T).argmax(axis=1)
+    assert np.mean(found[:, 0] == ids[exact]) >= 0.95
+    assert (subject_of[found[:, 0]] == query_subjects).all()
+    np.testing.assert_allclose(scores[:, 0], np.max(queries @ vectors.T, axis=1), atol=2e-3)
+
+
+def test_pq_kind_stays_exact_until_it_can_train(synthetic) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex(config=IndexConfig(kind="pq"))
+    index.add(ids[:100], vectors[:100])
+    assert index.kind == "flat"
+    index.add(ids[100:], vectors[100:])
+    assert index.kind == "pq"
+
+
+def test_empty_and_short_results_are_padded(synthetic) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex()
+    scores, found = index.search(vectors[:2], 3)
+    assert (found == -1).all() and np.isneginf(scores).all() and found.dtype == np.int64
+    assert index.ids().size == 0 and index.kind == "flat"
+    index.add(ids[:2], vectors[:2])
+    scores, found = index.search(vectors[0], 4)
+    assert found[0].tolist()[2:] == [-1, -1] and sorted(found[0, :2]) == [0, 1] and np.isneginf(scores[0, 2:]).all()
+
+
+def test_bad_input_is_refused(synthetic) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex()
+    with pytest.raises(ValueError, match="vectors must be"):
+        index.add(ids[:3], vectors[:2])
+    with pytest.raises(ValueError, match="non-negative"):
+        index.add(np.array([-1]), vectors[:1])
+    with pytest.raises(ValueError, match="queries must be"):
+        index.search(np.zeros((1, 8), dtype=np.float32), 1)
+    with pytest.raises(ValueError, match="kind"):
+        IndexConfig(kind="hnsw")  # type: ignore[arg-type]
+
+
+def test_concurrent_add_remove_and_search(synthetic) -> None:
+    ids, vectors, _, _, _ = synthetic
+    index = GalleryIndex(config=SMALL)
+    index.rebuild(ids[:100], vectors[:100])
+    errors: list[BaseException] = []
+    removed = ids[:50:2]
+
+    def writer() -> None:
+        try:
+            for start in range(100, len(ids), 50):
+                index.add(ids[start : start + 50], vectors[start : start + 50])
+            index.remove(removed)
+        except BaseException as error:
+            errors.append(error)
+
+    def reader() -> None:
+        try:
+            for row in range(200):
+                scores, found = index.search(vectors[row % 100], 5)
+                assert (np.diff(scores[0][found[0] >= 0]) <= 0).all()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    np.testing.assert_array_equal(index.ids(), np.setdiff1d(ids, removed))
+    _, found = index.search(vectors[removed], 5)
+    assert not np.isin(found, removed).any()
+
+
+def test_bench_gallery_prints_a_table(capsys) -> None:
+    assert main(["bench", "gallery", "--sizes", "300", "--kinds", "flat,pq", "--queries", "5"]) == 0
+    table = capsys.readouterr().out.splitlines()[-2:]
+    assert [line.split()[:3] for line in table] == [["300", "flat", "flat"], ["300", "pq", "pq"]]
+    assert all(line.split()[-1] == "1.000" for line in table)

@@ -1,0 +1,66 @@
+"""The gallery follows the database: two processes' galleries stay equal through the change log."""
+
+import numpy as np
+import pytest
+
+from service.db.engine import make_engine, make_session_factory
+from service.db.migrate import upgrade
+from service.db.tables import GaitSequence, Subject
+from service.gallery.index import IndexConfig
+from service.gallery.sync import Gallery, embedding_to_bytes, record_change
+
+MODEL = "test@1"
+
+
+@pytest.fixture()
+def sessions(database_url):
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _enroll(sessions, subject_id: str, embedding: np.ndarray) -> int:
+    with sessions() as session, session.begin():
+        if session.get(Subject, subject_id) is None:
+            session.add(Subject(id=subject_id, name=subject_id))
+        sequence = GaitSequence(
+            subject_id=subject_id, model_key=MODEL, embedding=embedding_to_bytes(embedding), frames=30, quality=1.0
+        )
+        session.add(sequence)
+        session.flush()
+        record_change(session, MODEL, sequence.id, "add")
+        return sequence.id
+
+
+def _remove(sessions, sequence_id: int) -> None:
+    with sessions() as session, session.begin():
+        session.delete(session.get(GaitSequence, sequence_id))
+        record_change(session, MODEL, sequence_id, "remove")
+
+
+def test_two_galleries_stay_equal_to_the_database(sessions):
+    rng = np.random.default_rng(0)
+    centres = {name: rng.normal(size=(256, 16)).astype(np.float32) for name in ("ann", "bob", "cid")}
+    first, second = (Gallery(sessions, MODEL, IndexConfig()) for _ in range(2))
+    first.rebuild()
+    second.rebuild()
+    ids = {
+        name: [_enroll(sessions, name, c + 0.3 * rng.normal(size=c.shape).astype(np.float32)) for _ in range(3)]
+        for name, c in centres.items()
+    }
+    probe = centres["bob"] + 0.3 * rng.normal(size=(256, 16)).astype(np.float32)
+    for gallery in (first, second):
+        candidates = gallery.search(probe, k=3)
+        assert [c.subject_id for c in candidates][0] == "bob"
+        assert len({c.subject_id for c in candidates}) == 3  # one entry per subject, its best sequence
+        assert len(gallery) == 9
+    for sequence_id in ids["bob"]:
+        _remove(sessions, sequence_id)  # written "by another process": neither gallery was told
+    for gallery in (first, second):
+        assert "bob" not in {c.subject_id for c in gallery.search(probe, k=3)}
+    rebuilt = Gallery(sessions, MODEL, IndexConfig())
+    rebuilt.rebuild()
+    assert np.array_equal(rebuilt.indexed_ids(), first.indexed_ids())
+    assert np.array_equal(second.indexed_ids(), np.sort(np.array(ids["ann"] + ids["cid"])))
+    assert first.revision == second.revision == rebuilt.revision
