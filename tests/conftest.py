@@ -1,8 +1,13 @@
 """Shared test fixtures: where ../shared is, and the OpenGait parity fixtures."""
 
+import functools
+import http.server
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +58,24 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder per test session, shared by the CLI and the service tests: the model's ONNX
     export and each clip's pipeline result are made once per session (never reused across sessions)."""
     return tmp_path_factory.mktemp("gaitid-cache")
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve a folder over HTTP on 127.0.0.1 (a real server in a thread); yields the base URL."""
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -84,6 +84,11 @@ async def submit_job(
     idempotency_key: str | None = None,
 ) -> Job:
     """Stage the input and commit the job; an idempotent replay returns the original job."""
+    with ctx.sessions() as session:  # refuse before reading a large upload
+        if active_jobs(session) >= ctx.settings.max_active_jobs:
+            raise TooManyJobsError(
+                f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
+            )
     staged = await stage_input(request, ctx.settings.data_dir, allow_silhouettes=kind == "enroll")
     try:
         if staged.track_id is not None:
@@ -94,10 +99,6 @@ async def submit_job(
             staged.discard()
             return _replay(existing, digest)
         with ctx.sessions() as session, session.begin():
-            if active_jobs(session) >= ctx.settings.max_active_jobs:
-                raise TooManyJobsError(
-                    f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
-                )
             job = Job(
                 id=staged.job_id,
                 kind=kind,

@@ -138,7 +138,8 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     result = _run_pipeline(ctx, job, progress)
     kept = result.kept
     progress("embed", 0.92, force=True)
-    embeddings = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else np.zeros((0, 256, 16), np.float32)
+    embedded = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else np.zeros((0, 256, 16), np.float32)
+    embeddings = {t.track_id: e for t, e in zip(kept, embedded, strict=True)}
     threshold = ctx.recognizer.threshold(job.params.get("threshold"))
     top_k = int(job.params.get("top_k") or ctx.settings.top_k)
     progress("match", 0.97, force=True)
@@ -151,7 +152,7 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                     {**summary, "decision": "insufficient", "subject": None, "score": None, "candidates": []}
                 )
                 continue
-            candidates = ctx.gallery.search(embeddings[kept.index(track)], top_k)
+            candidates = ctx.gallery.search(embeddings[track.track_id], top_k)
             verdict = decide(candidates, threshold)
             answers.append(
                 {

@@ -15,7 +15,7 @@ from pipeline.errors import (
     VideoTooLongError,
     VideoUnreadableError,
 )
-from tests.conftest import SHARED
+from tests.conftest import SHARED, serve_folder
 
 VIDEOS = SHARED / "videos"
 
@@ -117,22 +117,6 @@ def test_silent_server_times_out():
 
 def test_http_url_is_streamed(videos):
     """A clip served over HTTP on 127.0.0.1 decodes like the file."""
-    import functools
-    import http.server
-
-    class QuietHandler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(QuietHandler, directory=str(videos))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/walk_indoor_a_probe.mp4"
-        with VideoSource(url) as video:
-            frames = sum(1 for _ in video.frames())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(videos) as base_url, VideoSource(f"{base_url}/walk_indoor_a_probe.mp4") as video:
+        frames = sum(1 for _ in video.frames())
     assert frames == 83

@@ -6,11 +6,13 @@ One server per database serves the whole module (starting one loads the model an
 from collections.abc import Iterator
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import serve_folder
 from tests.service.conftest import (
     DATABASES,
     ServerProcess,
@@ -198,6 +200,23 @@ def test_too_many_jobs_429_and_cancel(api: ServerProcess, keys: dict[str, str], 
         for job_id in jobs:
             assert client.get(f"/v1/jobs/{job_id}").json()["status"] in ("cancelled", "succeeded")
         assert client.post("/v1/identify", json={"url": "http://127.0.0.1:9/x.mp4"}).status_code == 202
+
+
+def test_video_by_url_and_no_leftover_files(api: ServerProcess, keys: dict[str, str], videos_dir: Path):
+    """A URL input is fetched by the job; once every job has ended, no upload is left on disk."""
+    with serve_folder(videos_dir / "bad") as base_url, _client(api, keys, "identify") as client:
+        response = client.post("/v1/identify?wait=120", json={"url": f"{base_url}/no_person.mp4"})
+        assert response.status_code == 200, response.text
+        assert response.json()["result"]["tracks"] == [] and response.json()["result"]["frames"] == 60
+        unreachable = client.post("/v1/identify?wait=60", json={"url": f"{base_url}/missing.mp4"})
+        assert unreachable.status_code == 422, unreachable.text
+        jobs = client.get("/v1/jobs", params={"limit": 500}).json()
+        deadline = time.monotonic() + 60
+        while any(j["status"] in ("queued", "running") for j in jobs) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            jobs = client.get("/v1/jobs", params={"limit": 500}).json()
+    leftovers = list((Path(api.env["GAITID_DATA_DIR"]) / "jobs").glob("*/*"))
+    assert leftovers == [], leftovers
 
 
 SCHEMATHESIS_EXAMPLES = 15

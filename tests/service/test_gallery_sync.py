@@ -52,7 +52,7 @@ def test_two_galleries_stay_equal_to_the_database(sessions):
     probe = centres["bob"] + 0.3 * rng.normal(size=(256, 16)).astype(np.float32)
     for gallery in (first, second):
         candidates = gallery.search(probe, k=3)
-        assert [c.subject_id for c in candidates][0] == "bob"
+        assert candidates[0].subject_id == "bob"
         assert len({c.subject_id for c in candidates}) == 3  # one entry per subject, its best sequence
         assert len(gallery) == 9
     for sequence_id in ids["bob"]:
