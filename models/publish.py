@@ -41,8 +41,17 @@ def _table(metrics: dict[str, Any], metric: str) -> list[str]:
     return lines
 
 
-def _document(name: str, version: str, arch: str, shape: dict[str, Any], iteration: int, evaluation: dict[str, Any],
-              provenance: Provenance, seed: int, parameters: int) -> str:
+def _document(
+    name: str,
+    version: str,
+    arch: str,
+    shape: dict[str, Any],
+    iteration: int,
+    evaluation: dict[str, Any],
+    provenance: Provenance,
+    seed: int,
+    parameters: int,
+) -> str:
     lines = [
         f"# Model card: {name}@{version}",
         "",
@@ -59,15 +68,28 @@ def _document(name: str, version: str, arch: str, shape: dict[str, Any], iterati
     ]
     for metric in evaluation["metrics"]:
         lines += [f"{metric}:", "", *_table(evaluation["metrics"], metric), ""]
-    lines += ["## Open-set thresholds (the service's `unknown` decision)", "",
-              "| operating point | similarity ≥ | false accepts | true accepts |", "|---|---|---|---|"]
+    lines += [
+        "## Open-set thresholds (the service's `unknown` decision)",
+        "",
+        "| operating point | similarity ≥ | false accepts | true accepts |",
+        "|---|---|---|---|",
+    ]
     for point, values in evaluation["open_set"].items():
-        lines.append(f"| {point} | {values['threshold']:.4f} | {100 * values['far']:.2f}% | {100 * values['tar']:.2f}% |")
+        lines.append(
+            f"| {point} | {values['threshold']:.4f} | {100 * values['far']:.2f}% | {100 * values['tar']:.2f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def publish(checkpoint: Path, arch: str, name: str, version: str, evaluation_json: Path, provenance: Provenance,
-            output_dir: Path) -> Path:
+def publish(
+    checkpoint: Path,
+    arch: str,
+    name: str,
+    version: str,
+    evaluation_json: Path,
+    provenance: Provenance,
+    output_dir: Path,
+) -> Path:
     """Write ``<name>.pt``, ``<name>.yaml`` and ``<name>.md`` into ``output_dir``; returns the card path."""
     model, shape = load_model(arch, checkpoint)
     payload = read_checkpoint(checkpoint)
@@ -90,7 +112,16 @@ def publish(checkpoint: Path, arch: str, name: str, version: str, evaluation_jso
     }
     (output_dir / f"{name}.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     parameters = sum(p.numel() for p in model.parameters())
-    document = _document(name, version, arch, shape_dict, int(payload.get("iteration", 0)), evaluation, provenance,
-                         int(training.get("seed", 0)), parameters)
+    document = _document(
+        name,
+        version,
+        arch,
+        shape_dict,
+        int(payload.get("iteration", 0)),
+        evaluation,
+        provenance,
+        int(training.get("seed", 0)),
+        parameters,
+    )
     (output_dir / f"{name}.md").write_text(document)
     return output_dir / f"{name}.yaml"

@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_jobs_idempotency"),
@@ -103,7 +104,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("sequences", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sequences_job_id"), ["job_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sequences_job_id"), ["job_id"], unique=True)
         batch_op.create_index("ix_sequences_model_key", ["model_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_sequences_subject_id"), ["subject_id"], unique=False)
 

@@ -79,7 +79,8 @@ class GaitSequence(Base):
     quality: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(500), default="")
     track_id: Mapped[int | None] = mapped_column(Integer)
-    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # one sequence per enrollment job: a job redelivered to a second worker cannot enroll twice
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="sequences")
@@ -125,6 +126,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
+    # refreshed while the job runs; a "running" job whose heartbeat is old lost its worker
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
 
 

@@ -8,15 +8,17 @@ have used their attempts), so no acknowledged job is ever lost.
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Job, utcnow
 
 ACTIVE = ("queued", "running")
+LEASE_S = 30.0  # a running job's heartbeat older than this means its worker is gone
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -24,13 +26,25 @@ def active_jobs(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))) or 0)
 
 
-def claim(sessions: sessionmaker[Session], job_id: str) -> bool:
-    """Mark a queued job running; False when it is gone, cancelled or already finished."""
+def claim(sessions: sessionmaker[Session], job_id: str, lease_s: float = LEASE_S) -> bool:
+    """Take a job: a queued one, or a running one whose worker stopped beating (it died).
+
+    False when the job is gone, cancelled, finished, or alive in another worker — so a job
+    delivered twice runs once at a time.
+    """
+    now = utcnow()
+    stale = now - timedelta(seconds=lease_s)
     with sessions() as session, session.begin():
         changed = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status.in_(ACTIVE))
-            .values(status="running", stage="starting", attempts=Job.attempts + 1, started_at=utcnow())
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.status == "queued",
+                    and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
+                ),
+            )
+            .values(status="running", stage="starting", attempts=Job.attempts + 1, started_at=now, heartbeat_at=now)
         ).rowcount
     return bool(changed)
 
@@ -111,7 +125,9 @@ class ProgressWriter:
         self._last = now
         with self.sessions() as session, session.begin():
             session.execute(
-                update(Job).where(Job.id == self.job_id, Job.status == "running").values(stage=stage, progress=progress)
+                update(Job)
+                .where(Job.id == self.job_id, Job.status == "running")
+                .values(stage=stage, progress=progress, heartbeat_at=utcnow())
             )
 
     def cancelled(self) -> bool:

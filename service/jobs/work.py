@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.errors import ModelError
@@ -194,6 +195,8 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
         (_enroll if job.kind == "enroll" else _identify)(ctx, job, progress)
     except JobCancelledError:
         log.info("job %s cancelled", job_id)
+    except IntegrityError:  # a second delivery of this job lost the race to enroll: the first one counts
+        log.info("job %s was already completed by another delivery", job_id)
     except (ServiceError, PipelineError, ModelError) as error:
         details = error.details if isinstance(error, ServiceError) else None
         fail_job(ctx.sessions, job_id, error.code, str(error), details)
