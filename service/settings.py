@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per track")
     index_exact_max: int = Field(4096, ge=256, description="gallery size up to which search is exact")
     jobs: Literal["inprocess", "celery"] = Field("inprocess", description="where enroll/identify work runs")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (GAITID_JOBS=celery)")
+    celery_queue: str = Field("gaitid-jobs", description="Celery queue the API sends jobs to and workers read")
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="a running job without a heartbeat for this long lost its worker and may be redone"
+    )
+    job_redelivery_seconds: int = Field(
+        300, ge=5, description="Celery: a job not acknowledged this long after delivery is delivered again"
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(True, description="one JSON object per log line")
 

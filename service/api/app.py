@@ -16,7 +16,7 @@ from service.api.middleware import BodySizeLimit, RequestContext
 from service.context import ServiceContext
 from service.db.migrate import current_revision, head_revision
 from service.errors import NotReadyError
-from service.jobs.runner import InProcessRunner
+from service.jobs.runner import InProcessRunner, JobRunner
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
 
@@ -34,6 +34,14 @@ def check_migrated(settings: Settings) -> None:
         )
 
 
+def _job_runner(ctx: ServiceContext) -> JobRunner:
+    if ctx.settings.jobs == "celery":
+        from service.jobs.celery_jobs import CeleryQueue
+
+        return CeleryQueue(ctx)
+    return InProcessRunner(ctx, ctx.settings.job_workers)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -43,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_migrated(settings)
         ctx = ServiceContext.create(settings)
         ctx.load()
-        runner = InProcessRunner(ctx, settings.job_workers)
+        runner = _job_runner(ctx)
         app.state.ctx, app.state.jobs = ctx, runner
         runner.start()
         try:

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import json
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -28,10 +28,6 @@ from service.jobs.store import TERMINAL, active_jobs
 # HTTP status of a waited-for job that failed, by its error code (422 otherwise).
 FAILURE_STATUS = {"multiple_tracks": 409, "subject_not_found": 404, "internal_error": 500, "interrupted": 503}
 _POLL_S = 0.2
-
-
-class JobQueue(Protocol):
-    def submit(self, job_id: str) -> None: ...
 
 
 def job_out(job: Job) -> JobOut:

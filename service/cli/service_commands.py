@@ -32,6 +32,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from service.api.app import check_migrated
+    from service.jobs.celery_jobs import celery_app, settings
+
+    check_migrated(settings)
+    argv = [
+        "worker",
+        "--loglevel",
+        args.loglevel,
+        "--concurrency",
+        str(args.concurrency),
+        "--queues",
+        settings.celery_queue,
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    celery_app.worker_main(argv)
+    return 0
+
+
 def _cmd_db(args: argparse.Namespace) -> int:
     url = load_settings().database_url
     if args.action == "upgrade":
@@ -90,6 +110,19 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     serve.add_argument("--port", type=int, help="port (default $GAITID_PORT or 8000)")
     serve.add_argument("--migrate", action="store_true", help="run `gaitid db upgrade` first")
     serve.set_defaults(handler=_cmd_serve)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a Celery job worker (GAITID_JOBS=celery)",
+        formatter_class=raw,
+        description="Process enroll/identify jobs from Redis (GAITID_REDIS_URL); loads the model once per process.\n"
+        "Run one per GPU (or a few on a CPU host); the API must run with GAITID_JOBS=celery.",
+        epilog="examples:\n  GAITID_JOBS=celery gaitid worker\n  gaitid worker --concurrency 2 --hostname gpu0@%h",
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1: one per GPU)")
+    worker.add_argument("--loglevel", default="info", choices=("debug", "info", "warning", "error"))
+    worker.add_argument("--hostname", help="Celery node name (default celery@HOST)")
+    worker.set_defaults(handler=_cmd_worker)
 
     db = subparsers.add_parser(
         "db",

@@ -6,10 +6,10 @@ Two kinds of storage, chosen by size (``IndexConfig.kind = "auto"``):
   thread, so it is fast only for small galleries (``exact_max``).
 - ``pq``: every vector scanned as a 128-byte product-quantizer code with FAISS's fast-scan
   kernels (4-bit codes, one per 16 dims), then the best ``rerank`` candidates re-scored with
-  8-bit scalar-quantized codes (4 KB each). Embeddings are high-dimensional with little structure
-  beyond the subject, which defeats graph and cell pruning (HNSW and IVF over SQ8 reached recall@1
-  0.70 and 0.86 on the synthetic gallery at 100k), while a compressed scan of all entries ranks the
-  exact top-1 within its first few candidates. About 4.2 GB at 1M entries instead of 16 GB.
+  12-bit scalar-quantized codes (6 KB each). Embeddings are high-dimensional with little structure
+  beyond the subject, which defeats graph and cell pruning (HNSW32 and IVF1024 over SQ8 reached
+  recall@1 0.70 and 0.86 on the synthetic gallery at 100k), while a compressed scan of all entries
+  ranks the exact top-1 within its first few candidates. About 6.3 GB at 1M entries, not 16 GB.
 
 Deletes and replacements must hold at once, but compacting FAISS storage moves every code after
 the gap (a second per call at 1M entries), so a removed entry becomes a tombstone (its slot's id is
@@ -39,10 +39,10 @@ class IndexConfig:
     entries on two CPU cores (``gaitid bench gallery``)."""
 
     kind: IndexKind = "auto"
-    exact_max: int = 4096  # "auto" is flat up to this many entries: flat p50 is ~9 ms at 4k, ~20 ms at 10k
+    exact_max: int = 4096  # "auto" is flat up to here: flat p50 ~3 ms at 4k, ~8 ms at 10k; PQ ~0.3 ms
     pq_subquantizers: int = 256  # 4-bit PQ codes, dim/this dims each: 256 → 128 bytes for 4096 dims
-    rerank: int = 100  # PQ candidates re-scored with SQ8 codes per query (at least k)
-    train_max: int = 16_384  # PQ and SQ8 are trained on a random sample of at most this many vectors
+    rerank: int = 100  # PQ candidates re-scored with the 12-bit codes per query (at least k)
+    train_max: int = 16_384  # PQ and SQ codes are trained on a random sample of at most this many vectors
     tombstones: int = 1024  # compact the storage once this many removed slots wait
     threads: int = 1  # FAISS OpenMP threads per call; see _omp_threads
 
@@ -111,34 +111,52 @@ class _Flat:
 
 
 class _PQ:
-    """PQ fast-scan candidates, re-scored with SQ8 codes (inner product error ~1e-4)."""
+    """PQ fast-scan candidates, re-scored from 8-bit scalar-quantized codes plus a 4-bit code of
+    what those miss (12 bits a dimension, inner-product error ~3e-5).
+
+    SQ8 alone (error ~2e-4) flips about one query in 150 whose two best entries, often sequences
+    of one subject, differ by less than that; fp16 would fix it at 8 KB an entry. Ranges get a 10%
+    margin each side because the codes are trained once and the gallery keeps growing.
+    """
 
     kind = "pq"
 
     def __init__(self, dim: int, config: IndexConfig, training: np.ndarray) -> None:
         self.coarse = faiss.IndexPQFastScan(dim, config.pq_subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
-        self.fine = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        self.fine = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_8bit)
+        self.residual = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_4bit)
         self.rerank = config.rerank
         self.coarse.train(training)
         self.fine.train(training)
+        self.residual.train(self._fine_error(training))
+
+    def _fine_error(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors - self.fine.sa_decode(self.fine.sa_encode(vectors))
 
     def add(self, vectors: np.ndarray) -> None:
         self.coarse.add(vectors)
         self.fine.add(vectors)
+        self.residual.add(self._fine_error(vectors))
 
     def candidates(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self.coarse.search(queries, n)
 
     def rescore(self, query: np.ndarray, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        return self.fine.reconstruct_batch(positions) @ query
+        return (self.fine.reconstruct_batch(positions) + self.residual.reconstruct_batch(positions)) @ query
 
     def remove(self, positions: np.ndarray) -> None:
         selector = faiss.IDSelectorBatch(positions)
-        self.coarse.remove_ids(selector)
-        self.fine.remove_ids(selector)
+        for index in (self.coarse, self.fine, self.residual):
+            index.remove_ids(selector)
 
     def wanted(self, k: int) -> int:
         return max(k, self.rerank)
+
+
+def _scalar_quantizer(dim: int, qtype: int) -> faiss.IndexScalarQuantizer:
+    index = faiss.IndexScalarQuantizer(dim, qtype, faiss.METRIC_INNER_PRODUCT)
+    index.sq.rangestat_arg = 0.1  # RS_minmax widened by 10% of the range on each side
+    return index
 
 
 def _last_of_each(ids: np.ndarray) -> np.ndarray:
@@ -150,7 +168,7 @@ def _last_of_each(ids: np.ndarray) -> np.ndarray:
 class GalleryIndex:
     """Thread-safe (one lock) in-memory index of int64 ids → vectors, searched by inner product.
 
-    Only ``rebuild`` re-chooses the kind and retrains PQ/SQ8; ``add`` switches an "auto" index from
+    Only ``rebuild`` re-chooses the kind and retrains the codes; ``add`` switches an "auto" index from
     flat to PQ once it holds more than ``exact_max`` entries, training on what it holds then.
     """
 
@@ -173,7 +191,7 @@ class GalleryIndex:
         if (ids < 0).any():
             raise ValueError("ids must be non-negative")
         keep = _last_of_each(ids)
-        return ids[keep], vectors[keep]
+        return (ids, vectors) if len(keep) == len(ids) else (ids[keep], vectors[keep])
 
     def _kind_for(self, count: int) -> str:
         kind = self.config.kind

@@ -7,12 +7,21 @@ The queue holds only ids; the job itself lives in the database, so a restart los
 import logging
 import queue
 import threading
+from typing import Protocol
 
 from service.context import ServiceContext
 from service.jobs.store import recover
 from service.jobs.work import process_job
 
 log = logging.getLogger(__name__)
+
+
+class JobRunner(Protocol):
+    """Where the API hands jobs: in-process threads, or Celery workers."""
+
+    def start(self) -> None: ...
+    def submit(self, job_id: str) -> None: ...
+    def stop(self) -> None: ...
 
 
 class InProcessRunner:

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.tables import Job, utcnow
 
 ACTIVE = ("queued", "running")
-LEASE_S = 30.0  # a running job's heartbeat older than this means its worker is gone
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -26,7 +25,7 @@ def active_jobs(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))) or 0)
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, lease_s: float = LEASE_S) -> bool:
+def claim(sessions: sessionmaker[Session], job_id: str, lease_s: float) -> bool:
     """Take a job: a queued one, or a running one whose worker stopped beating (it died).
 
     False when the job is gone, cancelled, finished, or alive in another worker — so a job
@@ -91,11 +90,16 @@ def remove_input(job: Job) -> None:
         shutil.rmtree(Path(job.input_path).parent, ignore_errors=True)
 
 
-def recover(sessions: sessionmaker[Session], max_attempts: int) -> list[str]:
-    """After a restart: re-queue interrupted jobs that may run again; fail the rest with the reason."""
+def recover(sessions: sessionmaker[Session], max_attempts: int, statuses: tuple[str, ...] = ACTIVE) -> list[str]:
+    """After a restart: re-queue interrupted jobs that may run again; fail the rest with the reason.
+
+    The in-process runner recovers queued and running jobs (it was the only one running them);
+    with Celery the API recovers only queued jobs (their message may never have been sent) and
+    the broker redelivers running ones.
+    """
     requeued: list[str] = []
     with sessions() as session, session.begin():
-        for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE)).order_by(Job.created_at)):
+        for job in session.scalars(select(Job).where(Job.status.in_(statuses)).order_by(Job.created_at)):
             if job.status == "running" and job.attempts >= max_attempts:
                 job.status, job.stage, job.finished_at = "failed", "failed", utcnow()
                 job.error_code = "interrupted"

@@ -185,7 +185,7 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 
 def process_job(ctx: ServiceContext, job_id: str) -> None:
     """Run one job to its end; every failure becomes a recorded error code, never an exception."""
-    if not claim(ctx.sessions, job_id):
+    if not claim(ctx.sessions, job_id, ctx.settings.job_lease_seconds):
         return
     with ctx.sessions() as session:
         job = session.get(Job, job_id)

@@ -1,0 +1,82 @@
+"""Scale-out jobs: the API sends job ids to Celery on Redis; GPU workers run them.
+
+Workers load the gait model and the gallery once per process, take one job at a time
+(prefetch 1), and acknowledge a job only when it has ended (``acks_late``), so a worker killed
+mid-job leaves the message to be delivered again (after ``GAITID_JOB_REDELIVERY_SECONDS``) to
+another worker. The job row's heartbeat lease makes a redelivered job run once at a time, and
+the one-sequence-per-job constraint makes it enroll once. Database hiccups are retried.
+"""
+
+import logging
+
+from celery import Celery, signals
+from sqlalchemy.exc import OperationalError
+
+from service.context import ServiceContext
+from service.jobs.store import recover
+from service.jobs.work import process_job
+from service.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+TASK_NAME = "gaitid.process_job"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("gaitid", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.celery_queue,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        broker_transport_options={
+            "visibility_timeout": settings.job_redelivery_seconds,
+            # look for abandoned jobs often enough that the redelivery time holds
+            "unacked_restore_interval": max(1, min(10, settings.job_redelivery_seconds // 5)),
+            "unacked_restore_throttle": 1,
+        },
+    )
+    return app
+
+
+settings = load_settings()
+celery_app = make_celery(settings)
+_context: ServiceContext | None = None
+
+
+@signals.worker_process_init.connect
+def _load_models(**_: object) -> None:
+    """Each worker process loads the model and the gallery once, before its first job."""
+    global _context
+    _context = ServiceContext.create(settings)
+    _context.load()
+
+
+@celery_app.task(
+    name=TASK_NAME, autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60, max_retries=10
+)
+def run_job(job_id: str) -> None:
+    if _context is None:
+        _load_models()
+    assert _context is not None
+    process_job(_context, job_id)
+
+
+class CeleryQueue:
+    """What the API submits jobs to when ``GAITID_JOBS=celery``."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def start(self) -> None:
+        """Send again the queued jobs whose message a crash may have lost (a duplicate runs once)."""
+        for job_id in recover(self.ctx.sessions, self.ctx.settings.job_max_attempts, statuses=("queued",)):
+            self.submit(job_id)
+
+    def submit(self, job_id: str) -> None:
+        run_job.apply_async((job_id,), queue=self.ctx.settings.celery_queue)
+
+    def stop(self) -> None:
+        """Nothing to stop: the workers are other processes."""
