@@ -71,8 +71,15 @@ def load_settings() -> Settings:
     return Settings()
 
 
-# Read directly by the models and pipeline packages (they do not depend on the service).
-OTHER_VARIABLES = ("GAITID_SETTINGS_FILE", "GAITID_MODELS_DIR", "GAITID_CACHE_DIR")
+# Read outside these settings: by the models and pipeline packages (which do not depend on the
+# service) and by the command-line client.
+OTHER_VARIABLES = (
+    "GAITID_SETTINGS_FILE",
+    "GAITID_MODELS_DIR",
+    "GAITID_CACHE_DIR",
+    "GAITID_SERVER",  # read by the `gaitid enroll/identify` client
+    "GAITID_API_KEY",
+)
 
 
 def documented_variables() -> list[str]:

@@ -11,13 +11,22 @@ from collections.abc import Sequence
 
 from models.errors import ModelError
 from pipeline.errors import PipelineError
-from service.cli import bench_command, model_commands, pipeline_commands, service_commands, train_commands
+from service.cli import (
+    bench_command,
+    client_commands,
+    model_commands,
+    pipeline_commands,
+    service_commands,
+    train_commands,
+)
 from service.cli.errors import CliInputError
 from service.errors import ServiceError
 
 _EPILOG = """examples:
   gaitid serve
   gaitid keys create --role admin
+  gaitid enroll walk.mp4 --external-id emp-42 --api-key $KEY
+  gaitid identify probe.mp4 --api-key $KEY
   gaitid models list
   gaitid embed --arch gaitbase --checkpoint gaitbase.pt --input sils.npy --output emb.npy
   gaitid export --checkpoint gaitbase.pt --arch gaitbase --output gaitbase.onnx
@@ -33,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service_commands, model_commands, pipeline_commands, train_commands, bench_command):
+    for module in (service_commands, client_commands, model_commands, pipeline_commands, train_commands, bench_command):
         module.register(subparsers)
     return parser
 

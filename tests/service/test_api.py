@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import serve_folder
+from tests.conftest import run_cli, serve_folder
 from tests.service.conftest import (
     DATABASES,
     ServerProcess,
@@ -217,6 +217,26 @@ def test_video_by_url_and_no_leftover_files(api: ServerProcess, keys: dict[str, 
             jobs = client.get("/v1/jobs", params={"limit": 500}).json()
     leftovers = list((Path(api.env["GAITID_DATA_DIR"]) / "jobs").glob("*/*"))
     assert leftovers == [], leftovers
+
+
+def test_command_line_client(api: ServerProcess, keys: dict[str, str], videos_dir: Path, tmp_path: Path):
+    """`gaitid enroll` / `gaitid identify` against the server, as the README's walkthrough uses them."""
+    walk = tmp_path / "walk.npy"
+    walk.write_bytes(silhouettes_npy(seed=5))
+    env = {"GAITID_SERVER": api.url, "GAITID_API_KEY": keys["enroll"]}
+    enrolled = run_cli("enroll", str(walk), "--external-id", "cli-1", "--name", "Cli", env=env)
+    assert enrolled.returncode == 0 and "enrolled subject" in enrolled.stdout, enrolled.stderr
+    again = run_cli("enroll", str(walk), "--external-id", "cli-1", env=env)  # finds the subject by its id
+    assert again.returncode == 0 and "created subject" not in again.stderr, again.stderr
+    with _client(api, keys, "read") as client:
+        assert client.get("/v1/subjects", params={"external_id": "cli-1"}).json()["items"][0]["sequences"] == 2
+    env["GAITID_API_KEY"] = keys["identify"]
+    found = run_cli("identify", str(videos_dir / "bad" / "no_person.mp4"), env=env)
+    assert found.returncode == 0 and "no person found" in found.stdout, found.stderr
+    refused = run_cli("identify", str(videos_dir / "bad" / "text.mp4"), env=env)
+    assert refused.returncode == 2 and "[video_unreadable]" in refused.stderr
+    forbidden = run_cli("enroll", str(walk), "--external-id", "cli-2", env=env)
+    assert forbidden.returncode == 2 and "[forbidden]" in forbidden.stderr
 
 
 SCHEMATHESIS_EXAMPLES = 15
