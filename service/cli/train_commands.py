@@ -26,8 +26,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CliInputError(f"training config {args.config} does not exist", code="input_not_found")
     config = load_train_config(args.config, {"iterations": args.iterations, "run_dir": args.run_dir})
     trainer = Trainer(config)
-    if args.resume:
-        trainer.resume()
+    if args.resume_from and not args.resume_from.is_file():
+        raise CliInputError(f"checkpoint {args.resume_from} does not exist", code="input_not_found")
+    if args.resume or args.resume_from:
+        trainer.resume(args.resume_from)
     batches = trainer.load_data()
     trainer.run(batches)
     return 0
@@ -83,12 +85,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Train with P×K triplet batches, triplet + cross-entropy losses, SGD and a multi-step\n"
         "schedule. Checkpoints (OpenGait format) go to RUN_DIR/checkpoints, TensorBoard logs to\n"
         "RUN_DIR/tensorboard. Several GPUs: torchrun --nproc-per-node N -m service.cli train ...",
-        epilog="examples:\n  gaitid train --config configs/gaitbase_cpu_small.yaml\n"
-        "  gaitid train --config configs/gaitbase_cpu_small.yaml --resume      # continue exactly\n"
+        epilog="examples:\n  gaitid train --config configs/gaitbase_cpu.yaml\n"
+        "  gaitid train --config configs/gaitbase_cpu.yaml --resume      # continue exactly\n"
+        "  gaitid train --config configs/gaitbase_cpu.yaml --resume-from models/training/state/gaitbase-cpu.pt\n"
         "  gaitid train --config configs/gaitbase_casiab.yaml --iterations 1000 --run-dir var/runs/try",
     )
     train.add_argument("--config", type=Path, required=True)
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
+    train.add_argument("--resume-from", type=Path, help="continue exactly from this checkpoint (another run's)")
     train.add_argument("--iterations", type=int, help="override the total number of iterations")
     train.add_argument("--run-dir", type=Path, help="override the run folder")
     train.set_defaults(handler=_cmd_train)
