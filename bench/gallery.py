@@ -113,8 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in _parse_list(args.sizes, "--sizes")]
     except ValueError as error:
         raise CliInputError(f"--sizes must be whole numbers: {error}", code="bad_option") from None
-    if min(sizes) < 2 or args.queries < 1:
-        raise CliInputError("--sizes must be at least 2 and --queries at least 1", code="bad_option")
+    if min(sizes) < 2 or args.queries < 1 or args.threads < 1:
+        raise CliInputError("--sizes must be at least 2, --queries and --threads at least 1", code="bad_option")
     config = IndexConfig(threads=args.threads)
     print(
         f"gaitid bench gallery: synthetic seed {args.seed}, {args.queries} queries, k={_K}, dim {DIM}, "

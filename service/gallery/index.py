@@ -12,9 +12,9 @@ Two kinds of storage, chosen by size (``IndexConfig.kind = "auto"``):
   ranks the exact top-1 within its first few candidates. About 6.3 GB at 1M entries, not 16 GB.
 
 Deletes and replacements must hold at once, but compacting FAISS storage moves every code after
-the gap (a second per call at 1M entries), so a removed entry becomes a tombstone (its slot's id is
-set to -1), searches fetch that many extra candidates and drop them, and the storage is compacted
-once ``tombstones`` pile up.
+the gap (0.2 s at 100k entries, ~2 s at 1M, holding the lock), so a removed entry becomes a
+tombstone (its slot's id is set to -1), searches fetch that many extra candidates and drop them,
+and the storage is compacted once ``tombstones`` pile up.
 """
 
 import threading
@@ -184,7 +184,7 @@ class GalleryIndex:
         self._dead = 0
 
     def _check(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = np.array(ids, dtype=np.int64).reshape(-1)  # a copy: tombstones are written into it
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
             raise ValueError(f"vectors must be [{len(ids)}, {self.dim}] for {len(ids)} ids, got {list(vectors.shape)}")

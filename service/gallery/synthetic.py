@@ -8,16 +8,19 @@ impostor scores sit above zero). Each part ``p`` (a 256-vector) of sequence ``q`
 
 with ``g, u, h, e ~ N(0, I/256)`` (unit expected norm), ``mu_p`` fixed unit vectors per part,
 ``pop_s ~ U(population)`` per subject and ``noise_q ~ U(noise)`` per sequence; ``rho`` is
-``part_coupling``. Mean per-part cosine of two sequences is then about
+``part_coupling``. With ``norm^2 = pop^2 + identity^2 + noise^2``, the mean per-part cosine of two
+sequences is then about
 
-    genuine  ~ (pop^2 + identity^2) / (pop^2 + identity^2 + noise^2)       (same subject)
-    impostor ~ pop_a * pop_b / sqrt(norm_a^2 * norm_b^2)                    (different subjects)
+    genuine  ~ (pop^2 + identity^2) / (norm_a * norm_b)      (same subject)
+    impostor ~ pop_a * pop_b / (norm_a * norm_b)               (different subjects)
 
-With the defaults genuine pairs mostly score 0.6–0.9 and impostors 0.0–0.5, as with a trained
-GaitBase on CASIA-B-like data; raise ``noise`` to make matching harder (genuine scores fall toward
-the impostors), raise ``population`` to lift impostor scores. Everything is a pure function of
-``seed`` and the subject number, so a gallery can be generated chunk by chunk (1M × 4096 float32 is
-16 GB) and a subject's centre regenerated later for its queries.
+With the defaults, 98% of genuine pairs score 0.62–0.91 and of impostor pairs 0.03–0.49 (measured
+on 20k entries). Raise ``noise`` to make matching harder (genuine scores fall toward the
+impostors), ``population`` to lift impostor scores. Identities are isotropic in all 4096 dims, the
+hardest case for approximate search; a trained network's embeddings have lower rank.
+
+Everything is a pure function of ``seed`` and the subject number, so a gallery can be generated
+chunk by chunk (1M × 4096 float32 is 16 GB) and a subject's centre regenerated for its queries.
 """
 
 from collections.abc import Iterator

@@ -79,6 +79,7 @@ def test_add_remove_replace(synthetic, kind: str) -> None:
     index.rebuild(ids, vectors)
     assert index.remove([5, 6, 123456]) == 2
     assert index.remove(np.array([5])) == 0
+    assert (ids >= 0).all()  # the caller's id array is not where tombstones go
     _, found = index.search(vectors[[5, 6]], len(ids))
     assert not np.isin(found, [5, 6]).any() and (found >= 0).sum() == 2 * (len(ids) - 2)
 
