@@ -7,7 +7,7 @@ applies the missing changes, so several API processes stay consistent without a 
 """
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import GaitSequence, GalleryChange
 from service.gallery.index import GalleryIndex, IndexConfig
-from service.gallery.vectors import EMBEDDING_SHAPE, gallery_vectors
+from service.gallery.vectors import DIM, EMBEDDING_SHAPE, gallery_vectors
 
 # Over-fetch so that per-subject aggregation still finds k distinct subjects when subjects
 # have several sequences each.
 _SEQUENCES_PER_SUBJECT = 8
-_LOAD_CHUNK = 10_000
+_LOAD_CHUNK = 20_000  # also enough vectors to train the compressed index in the first chunk
 
 
 @dataclass(frozen=True)
@@ -62,39 +62,38 @@ class Gallery:
         self._lock = threading.Lock()
 
     def rebuild(self) -> None:
-        """Load every sequence of this model from the database (start-up, or after a gap)."""
+        """Load every sequence of this model from the database (start-up, or after a gap).
+
+        Vectors are added in chunks, never all at once: a million float32 embeddings are 16 GB,
+        while the compressed index keeps about 6.3 KB of each.
+        """
         with self._lock, self.sessions() as session:
             revision = database_revision(session)
-            ids, vectors, subjects = self._load(session, None)
-            self.index.rebuild(ids, vectors)
-            self._subjects = subjects
-            self.revision = revision
+            index = GalleryIndex(config=self.index.config)
+            subjects: dict[int, str] = {}
+            chunks = self._chunks(session, None)
+            first = next(chunks, None)
+            index.rebuild(*(first[:2] if first else (np.zeros(0, np.int64), np.zeros((0, DIM), np.float32))))
+            if first:
+                subjects.update(first[2])
+            for ids, vectors, chunk_subjects in chunks:
+                index.add(ids, vectors)
+                subjects.update(chunk_subjects)
+            self.index, self._subjects, self.revision = index, subjects, revision
 
-    def _load(self, session: Session, only: Iterable[int] | None) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    def _chunks(
+        self, session: Session, only: Iterable[int] | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[int, str]]]:
+        """The model's sequences (or only some of them) as (ids, gallery vectors, subject of each id) chunks."""
         query = select(GaitSequence.id, GaitSequence.subject_id, GaitSequence.embedding).where(
             GaitSequence.model_key == self.model_key
         )
         if only is not None:
             query = query.where(GaitSequence.id.in_(list(only)))
-        ids: list[int] = []
-        chunks: list[np.ndarray] = []
-        subjects: dict[int, str] = {}
-        batch: list[np.ndarray] = []
-        for row in session.execute(query.order_by(GaitSequence.id)).yield_per(_LOAD_CHUNK):
-            ids.append(row.id)
-            subjects[row.id] = row.subject_id
-            batch.append(embedding_from_bytes(row.embedding))
-            if len(batch) == _LOAD_CHUNK:
-                chunks.append(gallery_vectors(np.stack(batch)))
-                batch = []
-        if batch:
-            chunks.append(gallery_vectors(np.stack(batch)))
-        vectors = np.concatenate(chunks) if chunks else np.zeros((0, self.index_dim), np.float32)
-        return np.asarray(ids, dtype=np.int64), vectors, subjects
-
-    @property
-    def index_dim(self) -> int:
-        return EMBEDDING_SHAPE[0] * EMBEDDING_SHAPE[1]
+        for rows in session.execute(query.order_by(GaitSequence.id)).yield_per(_LOAD_CHUNK).partitions():
+            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+            vectors = gallery_vectors(np.stack([embedding_from_bytes(r.embedding) for r in rows]))
+            yield ids, vectors, {r.id: r.subject_id for r in rows}
 
     def sync(self) -> None:
         """Apply the database's gallery changes made since this process last looked."""
@@ -113,11 +112,9 @@ class Gallery:
                 self.index.remove(np.fromiter(removed, dtype=np.int64))
                 for sequence_id in removed:
                     self._subjects.pop(sequence_id, None)
-            if added:
-                ids, vectors, subjects = self._load(session, added)
-                if len(ids):
-                    self.index.add(ids, vectors)
-                    self._subjects.update(subjects)
+            for ids, vectors, subjects in self._chunks(session, added) if added else ():
+                self.index.add(ids, vectors)
+                self._subjects.update(subjects)
             self.revision = latest
 
     def __len__(self) -> int:

@@ -64,3 +64,30 @@ def test_two_galleries_stay_equal_to_the_database(sessions):
     assert np.array_equal(rebuilt.indexed_ids(), first.indexed_ids())
     assert np.array_equal(second.indexed_ids(), np.sort(np.array(ids["ann"] + ids["cid"])))
     assert first.revision == second.revision == rebuilt.revision
+
+
+def test_rebuild_in_chunks_switches_to_the_compressed_index(sessions, monkeypatch):
+    """A gallery larger than one load chunk and than exact_max: chunked rebuild, compressed index, same answers."""
+    monkeypatch.setattr("service.gallery.sync._LOAD_CHUNK", 100)
+    rng = np.random.default_rng(1)
+    centres = [rng.normal(size=(256, 16)).astype(np.float32) for _ in range(100)]
+    with sessions() as session, session.begin():
+        for s in range(100):
+            session.add(Subject(id=f"s{s}", name=f"s{s}"))
+        session.flush()
+        for s, centre in enumerate(centres):
+            for _ in range(3):
+                noisy = centre + 0.4 * rng.normal(size=centre.shape).astype(np.float32)
+                session.add(
+                    GaitSequence(
+                        subject_id=f"s{s}", model_key=MODEL, embedding=embedding_to_bytes(noisy), frames=30, quality=1.0
+                    )
+                )
+    gallery = Gallery(sessions, MODEL, IndexConfig(exact_max=256))
+    gallery.rebuild()
+    assert len(gallery) == 300 and gallery.index.kind == "pq"
+    hits = sum(
+        gallery.search(c + 0.4 * rng.normal(size=c.shape).astype(np.float32), k=1)[0].subject_id == f"s{i}"
+        for i, c in enumerate(centres)
+    )
+    assert hits >= 98
