@@ -33,5 +33,6 @@ def configure_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):  # replaced by our own request log line
-        logging.getLogger(noisy).disabled = True
+    logging.getLogger("uvicorn.access").disabled = True  # replaced by our own request log line
+    for chatty in ("onnx_ir", "onnxscript"):  # the model's one-time ONNX export narrates every pass
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

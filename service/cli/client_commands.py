@@ -136,12 +136,12 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     for t in tracks:
         subject = t["subject"] or {}
         who = subject.get("external_id") or subject.get("name") or subject.get("id") or "-"
-        score = "-" if t["score"] is None else f"{t['score']:.4f}"
+        score = "-" if t["score"] is None else f"{t['score']:.6f}"
         rows.append(
             [t["track_id"], f"{t['start_s']:.1f}–{t['end_s']:.1f} s", t["good_frames"], t["decision"], who, score]
         )
     print(format_table(["track", "time", "good frames", "decision", "subject", "score"], rows))
-    print(f"(threshold {job['result']['threshold']:.4f}, model {job['result']['model']})")
+    print(f"(threshold {job['result']['threshold']:.6f}, model {job['result']['model']})")
     return 0
 
 

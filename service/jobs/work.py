@@ -160,9 +160,9 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                     **summary,
                     "decision": verdict.decision,
                     "subject": subject_summary(session, verdict.subject_id) if verdict.subject_id else None,
-                    "score": None if verdict.score is None else round(verdict.score, 4),
+                    "score": None if verdict.score is None else round(verdict.score, 6),
                     "candidates": [
-                        {"subject": subject_summary(session, c.subject_id), "score": round(c.score, 4)}
+                        {"subject": subject_summary(session, c.subject_id), "score": round(c.score, 6)}
                         for c in candidates
                     ],
                 }
