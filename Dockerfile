@@ -9,14 +9,22 @@
 
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
-# --- build: a virtual environment with every dependency, and the weights -----------------------
-FROM ${CUDA_IMAGE} AS build
+# --- python: the CUDA runtime with Python 3.11 (both stages below start from it) ---------------
+FROM ${CUDA_IMAGE} AS python
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
     && add-apt-repository -y ppa:deadsnakes/ppa \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3.11-dev build-essential \
+    && apt-get install -y --no-install-recommends python3.11 libgl1 libglib2.0-0 \
+    && apt-get purge -y software-properties-common gpg-agent && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
+
+# --- build: a virtual environment with every dependency, and the weights -----------------------
+FROM python AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.11-venv python3.11-dev build-essential \
     && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1
@@ -43,16 +51,8 @@ RUN python -m pipeline.fetch_weights detector segmenter --out /opt/gaitid/weight
        fi \
     && python -m pipeline.export_detector /opt/gaitid/weights/person_yolov8.pt --output /opt/gaitid/weights/person_yolov8.onnx
 
-# --- runtime: the same CUDA base, the environment, an unprivileged user ---------------------------
-FROM ${CUDA_IMAGE} AS runtime
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 libgl1 libglib2.0-0 \
-    && apt-get purge -y software-properties-common gpg-agent && apt-get autoremove -y \
-    && rm -rf /var/lib/apt/lists/*
+# --- runtime: Python, the environment, the weights, an unprivileged user --------------------------
+FROM python AS runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/gaitid/weights /opt/gaitid/weights
 RUN useradd --system --uid 10001 --home-dir /var/lib/gaitid --create-home gaitid

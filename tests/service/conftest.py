@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -119,6 +119,18 @@ class ServerProcess:
     def client(self, key: str | None = None, timeout: float = 600) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def wait_for_job(client: httpx.Client, job_id: str, until: Callable[[dict], bool], timeout_s: float = 300) -> dict:
+    """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` holds; fail with the last state after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} did not get there in {timeout_s} s: {job}")
 
 
 def service_env(database_url: str, tmp_path: Path, cache: Path) -> dict[str, str]:

@@ -3,10 +3,10 @@
 One server per database serves the whole module (starting one loads the model and the gallery).
 """
 
-from collections.abc import Iterator
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx

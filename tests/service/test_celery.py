@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import text
 
 from service.db.engine import make_engine
 from tests.conftest import REPO
-from tests.service.conftest import create_key, fresh_database, running_server
+from tests.service.conftest import create_key, fresh_database, running_server, wait_for_job
 
 REDIS_URL = os.environ.get("GAITID_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
@@ -46,17 +45,6 @@ def _stop(worker: subprocess.Popen[bytes], sig: int) -> None:
     if worker.poll() is None:
         os.killpg(worker.pid, sig)
         worker.wait(timeout=60)
-
-
-def _wait(client, job_id: str, until, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    job: dict = {}
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not get there in {timeout_s} s: {job}")
 
 
 def _scalar(url: str, sql: str, **params: object) -> object:
@@ -102,10 +90,10 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
             enroll = client.post(f"/v1/subjects/{subject}/enrollments", files={"file": ("j.mp4", clip, "video/mp4")})
             assert enroll.status_code == 202, enroll.text
             enroll_id = enroll.json()["id"]
-            _wait(client, enroll_id, lambda j: j["status"] == "running" and j["progress"] > 0.05, 120)
+            wait_for_job(client, enroll_id, lambda j: j["status"] == "running" and j["progress"] > 0.05, 120)
             _stop(first, signal.SIGKILL)
             second = _start_worker(worker_env, "second", tmp_path / "worker-second.log")
-            done = _wait(client, enroll_id, lambda j: j["status"] not in ("queued", "running"), 300)
+            done = wait_for_job(client, enroll_id, lambda j: j["status"] not in ("queued", "running"), 300)
             assert done["status"] == "succeeded", done
             assert _scalar(url, "SELECT attempts FROM jobs WHERE id = :id", id=enroll_id) >= 2
             assert _scalar(url, "SELECT count(*) FROM sequences WHERE job_id = :id", id=enroll_id) == 1

@@ -4,25 +4,13 @@ No acknowledged enrollment is lost, the gallery index equals the database, and t
 jobs run again to the end (or fail with a reason) — never stay "running" forever.
 """
 
-import time
-
 import pytest
 from sqlalchemy import text
 
 from service.db.engine import make_engine
-from tests.service.conftest import create_key, npy_upload, running_server
+from tests.service.conftest import create_key, npy_upload, running_server, wait_for_job
 
 PROBE = "walk_indoor_a_probe.mp4"
-
-
-def _wait(client, job_id: str, until, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached the state: {job}")
 
 
 def _sequences_in_db(url: str) -> int:
@@ -48,11 +36,11 @@ def test_kill_9_mid_job_then_restart(database_url, tmp_path, shared_cache, detec
         enroll = client.post(f"/v1/subjects/{subject}/enrollments", files={"file": (PROBE, video, "video/mp4")})
         identify = client.post("/v1/identify", files={"file": (PROBE, video, "video/mp4")})
         assert enroll.status_code == identify.status_code == 202
-        _wait(client, enroll.json()["id"], lambda j: j["status"] == "running" and j["progress"] > 0.05)
+        wait_for_job(client, enroll.json()["id"], lambda j: j["status"] == "running" and j["progress"] > 0.05)
         server.kill()  # SIGKILL in the middle of the enrollment's pipeline, identify still queued
         server.start()
-        enrolled = _wait(client, enroll.json()["id"], lambda j: j["status"] not in ("queued", "running"))
-        identified = _wait(client, identify.json()["id"], lambda j: j["status"] not in ("queued", "running"))
+        enrolled = wait_for_job(client, enroll.json()["id"], lambda j: j["status"] not in ("queued", "running"))
+        identified = wait_for_job(client, identify.json()["id"], lambda j: j["status"] not in ("queued", "running"))
         assert enrolled["status"] == "succeeded", enrolled
         assert identified["status"] == "succeeded", identified
         assert identified["result"]["tracks"], identified
