@@ -111,8 +111,9 @@ def test_embed_input_that_is_not_npy(tmp_path, opengait_dir):
 
 def test_models_add_list_show_and_embed_by_name(opengait_dir, fixture_array, tmp_path):
     env = {"GAITID_MODELS_DIR": str(tmp_path / "models")}
-    empty = run_cli("models", "list", env=env)
-    assert empty.returncode == 0 and "no models registered" in empty.stdout
+    bundled = run_cli("models", "list", env=env)
+    assert bundled.returncode == 0 and "ref" not in bundled.stdout
+    assert any(line.startswith("default ") and " bundled " in line for line in bundled.stdout.splitlines())
     added = run_cli(
         "models",
         "add",
