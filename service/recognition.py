@@ -66,7 +66,7 @@ class Recognizer:
         self.settings = settings
         self.spec: ModelSpec = resolve(settings.model)
         self.pipeline = pipeline_config(settings)
-        self.cache = default_cache()
+        self.cache = default_cache() if settings.pipeline_cache else None
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
 

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     pose_model: Path = Field(Path("var/weights/pose_landmark_full.tflite"), description="pose segmenter model")
     segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
     detector_image_size: int = Field(640, ge=128, le=2048, description="detector input size in pixels")
+    pipeline_cache: bool = Field(
+        False,
+        description="keep each processed file's tracks (silhouettes) under GAITID_CACHE_DIR, keyed by content, "
+        "so the same file is never processed twice; off by default: it stores biometric data beyond the job",
+    )
     min_good_frames: int = Field(15, ge=5, le=1000, description="good frames a track needs to be identified")
     max_upload_mb: float = Field(500.0, gt=0, description="largest accepted upload (413 above)")
     max_video_seconds: float = Field(600.0, gt=0, description="longest accepted video (422 video_too_long)")

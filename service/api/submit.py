@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -120,12 +121,16 @@ async def submit_job(
     return job
 
 
+def _load_job(ctx: ServiceContext, job_id: str) -> Job | None:
+    with ctx.sessions() as session:
+        return session.get(Job, job_id)
+
+
 async def wait_for(ctx: ServiceContext, job_id: str, wait_s: float) -> Job:
-    """The job after at most ``wait_s`` seconds, or as soon as it has ended."""
+    """The job after at most ``wait_s`` seconds, or as soon as it has ended (the event loop stays free)."""
     deadline = time.monotonic() + min(wait_s, ctx.settings.max_wait_seconds)
     while True:
-        with ctx.sessions() as session:
-            job = session.get(Job, job_id)
+        job = await run_in_threadpool(_load_job, ctx, job_id)
         assert job is not None
         if job.status in TERMINAL or time.monotonic() >= deadline:
             return job

@@ -140,6 +140,8 @@ def service_env(database_url: str, tmp_path: Path, cache: Path) -> dict[str, str
         "GAITID_CACHE_DIR": str(cache),
         "GAITID_MODELS_DIR": str(tmp_path / "models"),
         "GAITID_LOG_LEVEL": "info",
+        # reuse the pipeline results of the clips the pipeline tests already processed in this session
+        "GAITID_PIPELINE_CACHE": "true",
     }
 
 
