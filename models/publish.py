@@ -76,7 +76,7 @@ def _document(
     ]
     for point, values in evaluation["open_set"].items():
         lines.append(
-            f"| {point} | {values['threshold']:.4f} | {100 * values['far']:.2f}% | {100 * values['tar']:.2f}% |"
+            f"| {point} | {values['threshold']:.6f} | {100 * values['far']:.2f}% | {100 * values['tar']:.2f}% |"
         )
     return "\n".join(lines) + "\n"
 
