@@ -48,11 +48,14 @@ class Client:
     def finished(self, job: dict[str, Any], wait_s: float) -> dict[str, Any]:
         """Poll a 202 job until it ends (or ``wait_s`` passes), drawing a progress line."""
         deadline = time.monotonic() + wait_s
+        drawn = False
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
             print(f"\r{job['stage']:<10} {100 * job['progress']:5.1f}%", end="", file=sys.stderr, flush=True)
+            drawn = True
             time.sleep(_POLL_S)
             job = self.checked(self.request("GET", f"/v1/jobs/{job['id']}"))
-        print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
+        if drawn:
+            print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
         if job["status"] in ("queued", "running"):
             raise CliInputError(f"job {job['id']} still {job['status']} after {wait_s:.0f} s", code="timeout")
         if job["status"] != "succeeded":
