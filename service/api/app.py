@@ -14,8 +14,7 @@ from service.api import routes_jobs, routes_keys, routes_ops, routes_subjects
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestContext
 from service.context import ServiceContext
-from service.db.migrate import current_revision, head_revision
-from service.errors import NotReadyError
+from service.db.migrate import require_migrated
 from service.jobs.runner import InProcessRunner, JobRunner
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -24,14 +23,6 @@ DESCRIPTION = """Gait recognition as a service: enroll people from videos of the
 in a new video. Every answer per person is `match` (with the subject and score), `unknown`, or
 `insufficient` (not enough good frames). Authenticate with `X-API-Key: gid_...`. Errors always have
 the shape `{"error": {"code", "message", "details"}}`."""
-
-
-def check_migrated(settings: Settings) -> None:
-    at, head = current_revision(settings.database_url), head_revision(settings.database_url)
-    if at != head:
-        raise NotReadyError(
-            f"the database is at revision {at}, the code needs {head}: run `gaitid db upgrade`", code="not_migrated"
-        )
 
 
 def _job_runner(ctx: ServiceContext) -> JobRunner:
@@ -48,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
-        check_migrated(settings)
+        require_migrated(settings.database_url)
         ctx = ServiceContext.create(settings)
         ctx.load()
         runner = _job_runner(ctx)

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.api.deps import get_context, get_session, require
 from service.api.inputs import INPUT_REQUEST_BODY
-from service.api.routes_subjects import _ERRORS
-from service.api.schemas import JobOut
+from service.api.schemas import ERROR_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
 from service.auth import Principal
 from service.context import ServiceContext
@@ -26,7 +25,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=36)]
 @router.post(
     "/identify",
     response_model=JobOut,
-    responses={**_ERRORS, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def identify(
@@ -53,12 +52,12 @@ def _job(session: Session, job_id: str) -> Job:
     return job
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
 def get_job(job_id: JobId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)) -> JobOut:
     return job_out(_job(session, job_id))
 
 
-@router.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+@router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
 def cancel(
     job_id: JobId,
     principal: Principal = Depends(require("read")),
@@ -77,7 +76,7 @@ def cancel(
     return job_out(job)
 
 
-@router.get("/jobs", response_model=list[JobOut], responses=_ERRORS)
+@router.get("/jobs", response_model=list[JobOut], responses=ERROR_RESPONSES)
 def list_jobs(
     status: str | None = Query(None, pattern="^(queued|running|succeeded|failed|cancelled)$"),
     limit: int = Query(50, ge=1, le=500),

@@ -7,8 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_session, require
-from service.api.routes_subjects import _ERRORS
-from service.api.schemas import KeyCreate, KeyCreated, KeyOut
+from service.api.schemas import ERROR_RESPONSES, KeyCreate, KeyCreated, KeyOut
 from service.auth import Principal, create_key, revoke_key
 from service.db import audit
 from service.db.tables import ApiKey
@@ -23,12 +22,12 @@ def key_out(row: ApiKey) -> KeyOut:
     )
 
 
-@router.get("", response_model=list[KeyOut], responses=_ERRORS)
+@router.get("", response_model=list[KeyOut], responses=ERROR_RESPONSES)
 def list_keys(_: Principal = Depends(require("admin")), session: Session = Depends(get_session)) -> list[KeyOut]:
     return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.created_at))]
 
 
-@router.post("", status_code=201, response_model=KeyCreated, responses=_ERRORS)
+@router.post("", status_code=201, response_model=KeyCreated, responses=ERROR_RESPONSES)
 def create(
     body: KeyCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
 ) -> KeyCreated:
@@ -39,7 +38,7 @@ def create(
     return KeyCreated(**key_out(row).model_dump(), key=plaintext)
 
 
-@router.delete("/{key_id}", status_code=204, responses=_ERRORS)
+@router.delete("/{key_id}", status_code=204, responses=ERROR_RESPONSES)
 def revoke(
     key_id: Annotated[str, Path(min_length=1, max_length=36)],
     principal: Principal = Depends(require("admin")),

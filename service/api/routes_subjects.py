@@ -1,6 +1,6 @@
 """Subjects and their enrolled sequences."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from service.api.deps import get_context, get_session, require
 from service.api.inputs import INPUT_REQUEST_BODY
-from service.api.schemas import ErrorBody, JobOut, SequenceOut, SubjectCreate, SubjectOut, SubjectPage, SubjectUpdate
+from service.api.schemas import (
+    ERROR_RESPONSES,
+    JobOut,
+    SequenceOut,
+    SubjectCreate,
+    SubjectOut,
+    SubjectPage,
+    SubjectUpdate,
+)
 from service.api.submit import job_response, submit_job, wait_for
 from service.auth import Principal
 from service.context import ServiceContext
@@ -21,9 +29,6 @@ from service.gallery.sync import record_change
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 SubjectId = Annotated[str, Path(min_length=1, max_length=36, description="the subject's id")]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429)
-}
 
 
 def _subject_out(session: Session, subject: Subject, model_key: str) -> SubjectOut:
@@ -56,7 +61,7 @@ def _commit_unique(session: Session, external_id: str | None) -> None:
         raise ConflictError(f"external_id {external_id!r} is taken", code="external_id_taken") from None
 
 
-@router.post("", status_code=201, response_model=SubjectOut, responses=_ERRORS)
+@router.post("", status_code=201, response_model=SubjectOut, responses=ERROR_RESPONSES)
 def create_subject(
     body: SubjectCreate,
     principal: Principal = Depends(require("enroll")),
@@ -70,7 +75,7 @@ def create_subject(
     return _subject_out(session, subject, ctx.recognizer.model_key)
 
 
-@router.get("", response_model=SubjectPage, responses=_ERRORS)
+@router.get("", response_model=SubjectPage, responses=ERROR_RESPONSES)
 def list_subjects(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
@@ -91,7 +96,7 @@ def list_subjects(
     return SubjectPage(items=items, total=int(total), limit=limit, offset=offset)
 
 
-@router.get("/{subject_id}", response_model=SubjectOut, responses=_ERRORS)
+@router.get("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
 def get_subject(
     subject_id: SubjectId,
     _: Principal = Depends(require("read")),
@@ -101,7 +106,7 @@ def get_subject(
     return _subject_out(session, _get(session, subject_id), ctx.recognizer.model_key)
 
 
-@router.patch("/{subject_id}", response_model=SubjectOut, responses=_ERRORS)
+@router.patch("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
 def update_subject(
     subject_id: SubjectId,
     body: SubjectUpdate,
@@ -122,7 +127,7 @@ def update_subject(
     return _subject_out(session, subject, ctx.recognizer.model_key)
 
 
-@router.delete("/{subject_id}", status_code=204, responses=_ERRORS)
+@router.delete("/{subject_id}", status_code=204, responses=ERROR_RESPONSES)
 def delete_subject(
     subject_id: SubjectId,
     principal: Principal = Depends(require("enroll")),
@@ -143,7 +148,7 @@ def delete_subject(
     return Response(status_code=204)
 
 
-@router.get("/{subject_id}/sequences", response_model=list[SequenceOut], responses=_ERRORS)
+@router.get("/{subject_id}/sequences", response_model=list[SequenceOut], responses=ERROR_RESPONSES)
 def list_sequences(
     subject_id: SubjectId,
     _: Principal = Depends(require("read")),
@@ -167,7 +172,7 @@ def list_sequences(
     ]
 
 
-@router.delete("/{subject_id}/sequences/{sequence_id}", status_code=204, responses=_ERRORS)
+@router.delete("/{subject_id}/sequences/{sequence_id}", status_code=204, responses=ERROR_RESPONSES)
 def delete_sequence(
     subject_id: SubjectId,
     sequence_id: Annotated[int, Path(ge=1, le=2**62)],
@@ -190,7 +195,7 @@ def delete_sequence(
     "/{subject_id}/enrollments",
     status_code=201,
     response_model=JobOut,
-    responses={**_ERRORS, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def enroll(

@@ -116,3 +116,9 @@ class KeyCreated(KeyOut):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# The error answers the /v1 routes document in the OpenAPI description.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429)
+}

@@ -10,7 +10,7 @@ from service.cli.errors import CliInputError
 from service.cli.output import format_table
 from service.db import audit
 from service.db.engine import make_engine, make_session_factory
-from service.db.migrate import current_revision, downgrade, head_revision, upgrade
+from service.db.migrate import current_revision, downgrade, head_revision, require_migrated, upgrade
 from service.db.tables import ApiKey
 from service.settings import load_settings
 
@@ -19,13 +19,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from models.registry import resolve
-    from service.api.app import check_migrated, create_app
+    from service.api.app import create_app
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings().model_copy(update=overrides)
     if args.migrate:
         upgrade(settings.database_url)
-    check_migrated(settings)  # one clear line now rather than a traceback from the server's start-up
+    require_migrated(settings.database_url)  # one clear line now rather than a traceback from the server's start-up
     resolve(settings.model)
     print(f"gaitid: serving on http://{settings.host}:{settings.port} (docs at /docs)", file=sys.stderr, flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
@@ -33,10 +33,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from service.api.app import check_migrated
     from service.jobs.celery_jobs import celery_app, settings
 
-    check_migrated(settings)
+    require_migrated(settings.database_url)
     argv = [
         "worker",
         "--loglevel",
@@ -64,15 +63,10 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions():  # type: ignore[no-untyped-def]
-    return make_session_factory(make_engine(load_settings().database_url))
-
-
 def _cmd_keys(args: argparse.Namespace) -> int:
     url = load_settings().database_url
-    if current_revision(url) != head_revision(url):
-        raise CliInputError("the database is not migrated: run `gaitid db upgrade` first", code="not_migrated")
-    with _sessions()() as session:
+    require_migrated(url)
+    with make_session_factory(make_engine(url))() as session:
         if args.action == "create":
             row, plaintext = create_key(session, args.role, args.name)
             session.flush()

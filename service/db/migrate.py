@@ -7,6 +7,7 @@ from alembic.config import Config
 from sqlalchemy import inspect
 
 from service.db.engine import make_engine
+from service.errors import NotReadyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -46,3 +47,12 @@ def head_revision(database_url: str) -> str:
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert head is not None
     return head
+
+
+def require_migrated(database_url: str) -> None:
+    """Refuse (``not_migrated``) a database that is not at the code's head revision: the app never creates tables."""
+    at, head = current_revision(database_url), head_revision(database_url)
+    if at != head:
+        raise NotReadyError(
+            f"the database is at revision {at}, the code needs {head}: run `gaitid db upgrade`", code="not_migrated"
+        )

@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import text
 
+from service.db.engine import make_engine
 from tests.conftest import REPO, run_cli
 
 POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -131,6 +133,16 @@ def wait_for_job(client: httpx.Client, job_id: str, until: Callable[[dict], bool
             return job
         time.sleep(0.25)
     raise AssertionError(f"job {job_id} did not get there in {timeout_s} s: {job}")
+
+
+def db_scalar(database_url: str, sql: str, **params: object) -> object:
+    """One value read straight from the database, behind the service's back."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(sql), params).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def service_env(database_url: str, tmp_path: Path, cache: Path) -> dict[str, str]:

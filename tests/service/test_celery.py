@@ -11,11 +11,9 @@ import sys
 import uuid
 
 import pytest
-from sqlalchemy import text
 
-from service.db.engine import make_engine
 from tests.conftest import REPO
-from tests.service.conftest import create_key, fresh_database, running_server, wait_for_job
+from tests.service.conftest import create_key, db_scalar, fresh_database, running_server, wait_for_job
 
 REDIS_URL = os.environ.get("GAITID_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
@@ -47,15 +45,6 @@ def _stop(worker: subprocess.Popen[bytes], sig: int) -> None:
         worker.wait(timeout=60)
 
 
-def _scalar(url: str, sql: str, **params: object) -> object:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar_one()
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.postgres
@@ -82,7 +71,7 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
             identified = client.post("/v1/identify?wait=300", files={"file": ("probe.mp4", probe, "video/mp4")})
             assert identified.status_code == 200, identified.text + (tmp_path / "worker-first.log").read_text()[-3000:]
             job_id = identified.json()["id"]
-            assert _scalar(url, "SELECT status FROM jobs WHERE id = :id", id=job_id) == "succeeded"
+            assert db_scalar(url, "SELECT status FROM jobs WHERE id = :id", id=job_id) == "succeeded"
             assert len(identified.json()["result"]["tracks"]) == 1
 
             subject = client.post("/v1/subjects", json={"name": "J"}).json()["id"]
@@ -95,8 +84,8 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
             second = _start_worker(worker_env, "second", tmp_path / "worker-second.log")
             done = wait_for_job(client, enroll_id, lambda j: j["status"] not in ("queued", "running"), 300)
             assert done["status"] == "succeeded", done
-            assert _scalar(url, "SELECT attempts FROM jobs WHERE id = :id", id=enroll_id) >= 2
-            assert _scalar(url, "SELECT count(*) FROM sequences WHERE job_id = :id", id=enroll_id) == 1
+            assert db_scalar(url, "SELECT attempts FROM jobs WHERE id = :id", id=enroll_id) >= 2
+            assert db_scalar(url, "SELECT count(*) FROM sequences WHERE job_id = :id", id=enroll_id) == 1
             assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
         finally:
             _stop(first, signal.SIGKILL)

@@ -5,24 +5,13 @@ jobs run again to the end (or fail with a reason) — never stay "running" forev
 """
 
 import pytest
-from sqlalchemy import text
 
-from service.db.engine import make_engine
-from tests.service.conftest import create_key, npy_upload, running_server, wait_for_job
+from tests.service.conftest import create_key, db_scalar, npy_upload, running_server, wait_for_job
 
 # short clips, so the pipeline runs (killed, then again) cost seconds: the first 1.9 s of walk_outdoor.mp4,
 # and 2 s of sky
 ENROLL_CLIP = "bad/truncated.mp4"
 IDENTIFY_CLIP = "bad/no_person.mp4"
-
-
-def _sequences_in_db(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM sequences")).scalar_one())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -48,11 +37,11 @@ def test_kill_9_mid_job_then_restart(database_url, tmp_path, detector_weights, p
         assert identified["status"] == "succeeded" and identified["result"]["tracks"] == [], identified
         expected = 1 + (enrolled["status"] == "succeeded")  # the acknowledged one is never lost
         assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == expected
-        assert _sequences_in_db(database_url) == expected
+        assert db_scalar(database_url, "SELECT count(*) FROM sequences") == expected
         assert client.get("/readyz").json()["checks"]["gallery"] == f"ok ({expected} sequences)"
         server.kill()  # once more at an idle moment: the index is rebuilt equal to the database
         server.start()
-        assert _sequences_in_db(database_url) == expected
+        assert db_scalar(database_url, "SELECT count(*) FROM sequences") == expected
         assert client.get("/readyz").json()["checks"]["gallery"] == f"ok ({expected} sequences)"
         client.close()
 
