@@ -10,6 +10,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,10 +151,29 @@ class Trainer:
         self.model.load_state_dict(state_dict_of(payload, str(path)))
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        self._apply_configured_schedule()
         if payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
         self.iteration = int(payload["iteration"])
         self.log(f"resumed from {path} at iteration {self.iteration}")
+
+    def _apply_configured_schedule(self) -> None:
+        """Let the config's milestones and gamma win over the ones saved in the checkpoint.
+
+        A scheduler's state dict carries its milestones, so without this a resumed run would keep the
+        schedule it was started with even after the config was edited (for example to end a CPU run
+        sooner). With an unchanged config this is a no-op, so resume stays exact. Only milestones
+        still ahead of the current iteration can change the outcome; the learning rate already in
+        the optimizer is left as it is.
+        """
+        configured = Counter(self.config.optimizer.milestones)
+        if configured != self.scheduler.milestones or self.config.optimizer.gamma != self.scheduler.gamma:
+            self.log(
+                f"learning-rate schedule from the config: milestones {sorted(configured)}, "
+                f"gamma {self.config.optimizer.gamma} (checkpoint had {sorted(self.scheduler.milestones)})"
+            )
+        self.scheduler.milestones = configured
+        self.scheduler.gamma = self.config.optimizer.gamma
 
     def save(self) -> Path:
         path = checkpoint_dir(self.config.run_dir) / f"{self.config.arch}-{self.iteration:06d}.pt"

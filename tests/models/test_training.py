@@ -58,6 +58,13 @@ def test_resume_continues_from_the_same_state(smoke_config, tmp_path: Path):
         assert torch.equal(a, b), f"{name} differs after resume"
     assert second.scheduler.state_dict() == straight.scheduler.state_dict()
 
+    shortened = replace(interrupted, optimizer=replace(interrupted.optimizer, milestones=(10,), gamma=0.5))
+    third = Trainer(shortened, log=_quiet)
+    third.resume(tmp_path / "resumed" / "checkpoints" / "gaitbase-000008.pt")
+    third.run(third.load_data(), stop=11)
+    base_lr = shortened.optimizer.lr
+    assert third.optimizer.param_groups[0]["lr"] == pytest.approx(base_lr * 0.5), "the edited schedule applies"
+
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_repository_configs_parse_and_build(path):
