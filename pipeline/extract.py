@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.decode import DecodeLimits, Frame, VideoInfo, VideoSource
 from pipeline.detect import Detection, DetectorConfig, PersonTracker
 from pipeline.quality import QualityConfig, frame_problem, mask_problem, track_verdict
@@ -60,30 +62,77 @@ FrameHook = Callable[[Frame, list[Detection]], None]
 Progress = Callable[[int, int | None], None]
 
 
-def _finish(builders: dict[int, TrackBuilder], quality: QualityConfig) -> list[Track]:
-    import numpy as np
+def finish_track(builder: TrackBuilder, quality: QualityConfig) -> Track:
+    """The track a builder has accumulated, kept or rejected by the quality gate."""
+    kept, reason = track_verdict(len(builder.silhouettes), builder.problems, quality)
+    sils = np.stack(builder.silhouettes) if builder.silhouettes else np.zeros((0, 64, 64), np.uint8)
+    return Track(
+        track_id=builder.track_id,
+        kept=kept,
+        reason=reason,
+        first_frame=builder.first_frame,
+        last_frame=builder.last_frame,
+        start_s=builder.first_time_s,
+        end_s=builder.last_time_s,
+        seen_frames=builder.seen_frames,
+        silhouettes=sils,
+        frame_ids=list(builder.frame_ids),
+        sample_boxes=sample_boxes(builder.boxes),
+        problems=dict(builder.problems),
+    )
 
-    tracks = []
-    for builder in stitch_fragments(list(builders.values())):
-        kept, reason = track_verdict(len(builder.silhouettes), builder.problems, quality)
-        sils = np.stack(builder.silhouettes) if builder.silhouettes else np.zeros((0, 64, 64), np.uint8)
-        tracks.append(
-            Track(
-                track_id=builder.track_id,
-                kept=kept,
-                reason=reason,
-                first_frame=builder.first_frame,
-                last_frame=builder.last_frame,
-                start_s=builder.first_time_s,
-                end_s=builder.last_time_s,
-                seen_frames=builder.seen_frames,
-                silhouettes=sils,
-                frame_ids=list(builder.frame_ids),
-                sample_boxes=sample_boxes(builder.boxes),
-                problems=dict(builder.problems),
-            )
-        )
-    return tracks
+
+def finish_tracks(builders: list[TrackBuilder], quality: QualityConfig) -> list[Track]:
+    return [finish_track(builder, quality) for builder in stitch_fragments(builders)]
+
+
+class FrameProcessor:
+    """Detection, tracking, segmentation and normalization one frame at a time: the state of one video.
+
+    ``extract_tracks`` drives it over a file; the stream runner drives it over a live source and
+    takes finished tracks out of ``builders`` as people leave, so memory stays bounded.
+    """
+
+    def __init__(self, config: PipelineConfig, times: StageTimes | None = None) -> None:
+        self.config = config
+        self.times = times or StageTimes()
+        self.tracker = PersonTracker(config.detector)
+        self.segmenter = create_segmenter(config.segmenter, config.onnx_segmenter, config.pose_model)
+        self.builders: dict[int, TrackBuilder] = {}
+
+    def process(self, frame: Frame) -> list[Detection]:
+        """Add one frame's good silhouettes to their tracks; returns the frame's tracked people."""
+        times, quality = self.times, self.config.quality
+        started = time.perf_counter()
+        detections = self.tracker.update(frame.image)
+        started = times.add("detect_track", started)
+        self.segmenter.observe(frame.image)
+        started = times.add("segment", started)
+        for detection in detections:
+            builder = self.builders.get(detection.track_id)
+            if builder is None:
+                builder = self.builders[detection.track_id] = TrackBuilder(
+                    detection.track_id, frame.index, frame.time_s
+                )
+            builder.saw(frame.index, frame.time_s, detection.box)
+            others = [d for d in detections if d.track_id != detection.track_id]
+            problem = frame_problem(detection, others, frame.image.shape, quality)
+            if problem is None:
+                mask = self.segmenter.segment(frame.image, detection)
+                problem = mask_problem(mask, quality)
+            started = times.add("segment", started)
+            if problem is not None:
+                builder.problems[problem] += 1
+                continue
+            assert mask is not None
+            builder.add_mask(frame.index, mask)
+            started = times.add("normalize", started)
+        times.frames += 1
+        return detections
+
+    def finish(self) -> list[Track]:
+        """Every track so far, fragments stitched, each kept or rejected with a reason."""
+        return finish_tracks(list(self.builders.values()), self.config.quality)
 
 
 def extract_tracks(
@@ -94,41 +143,15 @@ def extract_tracks(
 ) -> PipelineResult:
     """Run the whole pipeline on one video; every track comes back, kept or rejected with a reason."""
     times = StageTimes()
-    builders: dict[int, TrackBuilder] = {}
     with VideoSource(source, config.limits, config.rotate) as video:
-        tracker = PersonTracker(config.detector)
-        segmenter = create_segmenter(config.segmenter, config.onnx_segmenter, config.pose_model)
-        frames = video.frames()
+        processor = FrameProcessor(config, times)
         started = time.perf_counter()
-        for frame in frames:
-            started = times.add("decode", started)
-            detections = tracker.update(frame.image)
-            started = times.add("detect_track", started)
-            segmenter.observe(frame.image)
-            started = times.add("segment", started)
-            for detection in detections:
-                builder = builders.get(detection.track_id)
-                if builder is None:
-                    builder = builders[detection.track_id] = TrackBuilder(detection.track_id, frame.index, frame.time_s)
-                builder.saw(frame.index, frame.time_s, detection.box)
-                others = [d for d in detections if d.track_id != detection.track_id]
-                problem = frame_problem(detection, others, frame.image.shape, config.quality)
-                if problem is None:
-                    mask = segmenter.segment(frame.image, detection)
-                    problem = mask_problem(mask, config.quality)
-                started = times.add("segment", started)
-                if problem is not None:
-                    builder.problems[problem] += 1
-                    continue
-                assert mask is not None
-                builder.add_mask(frame.index, mask)
-                started = times.add("normalize", started)
-            times.frames += 1
+        for frame in video.frames():
+            times.add("decode", started)
+            detections = processor.process(frame)
             if on_frame:
                 on_frame(frame, detections)
             if progress:
                 progress(frame.index + 1, video.info.frames)
             started = time.perf_counter()
-        return PipelineResult(
-            str(source), video.info, _finish(builders, config.quality), times.frames, video.truncated, times
-        )
+        return PipelineResult(str(source), video.info, processor.finish(), times.frames, video.truncated, times)

@@ -34,5 +34,7 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True  # replaced by our own request log line
-    for chatty in ("onnx_ir", "onnxscript"):  # the model's one-time ONNX export narrates every pass
+    # the model's one-time ONNX export narrates every pass; httpx logs each webhook POST with its full
+    # URL, which may carry a token in its query string
+    for chatty in ("onnx_ir", "onnxscript", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -17,3 +17,5 @@ JOB_STAGE_SECONDS = Histogram(
 )
 JOBS_ACTIVE = Gauge("gaitid_jobs_active", "queued or running jobs")
 GALLERY_SIZE = Gauge("gaitid_gallery_sequences", "enrolled sequences in the gallery index", ["model"])
+STREAM_EVENTS = Counter("gaitid_stream_events_total", "identification events emitted on streams", ["decision"])
+STREAMS_RUNNING = Gauge("gaitid_streams_running", "streams this process is reading now")

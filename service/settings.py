@@ -58,6 +58,39 @@ class Settings(BaseSettings):
     job_redelivery_seconds: int = Field(
         300, ge=5, description="Celery: a job not acknowledged this long after delivery is delivered again"
     )
+    streams: bool = Field(
+        True,
+        description="run the live streams and webhook deliveries in this process (the API process with "
+        "GAITID_JOBS=inprocess, the workers with celery); each stream is owned by one process at a time",
+    )
+    streams_per_process: int = Field(
+        4, ge=1, le=256, description="most streams one process reads at once; more streams need more processes"
+    )
+    stream_lease_seconds: float = Field(
+        15.0, ge=2, description="a stream whose owner has not renewed its lease this long is taken over by another"
+    )
+    stream_track_lost_seconds: float = Field(
+        2.0, gt=0, description="a person not seen on a stream for this long has left; their track ends"
+    )
+    stream_min_good_frames: int = Field(
+        10,
+        ge=5,
+        le=1000,
+        description="good frames a person on a stream needs before the first answer (fewer than for uploads: "
+        "an answer while the person is still in view matters; later answers use more frames)",
+    )
+    stream_refine_frames: int = Field(
+        30, ge=1, description="good frames more a track needs before it is identified again while in view"
+    )
+    snapshots: bool = Field(True, description="save a JPEG of the person with each stream event under DATA_DIR")
+    webhook_max_attempts: int = Field(8, ge=1, le=50, description="deliveries tried before a webhook event fails")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="time a webhook endpoint has to answer")
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="on stop, requests still open after this long are cut (an event stream never ends by itself); "
+        "acknowledged work is in the database and resumes at the next start",
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(True, description="one JSON object per log line")
 

@@ -10,7 +10,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import routes_jobs, routes_keys, routes_ops, routes_subjects
+from service.api import (
+    routes_events,
+    routes_jobs,
+    routes_keys,
+    routes_ops,
+    routes_streams,
+    routes_subjects,
+    routes_webhooks,
+)
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestContext
 from service.context import ServiceContext
@@ -18,6 +26,7 @@ from service.db.migrate import require_migrated
 from service.jobs.runner import InProcessRunner, JobRunner
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
+from service.streams.services import StreamServices
 
 DESCRIPTION = """Gait recognition as a service: enroll people from videos of them walking, then ask who walks
 in a new video. Every answer per person is `match` (with the subject and score), `unknown`, or
@@ -45,9 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner = _job_runner(ctx)
         app.state.ctx, app.state.jobs = ctx, runner
         runner.start()
+        # with Celery the workers read the streams; the API only serves their definitions and events
+        streams = StreamServices(ctx) if settings.streams and settings.jobs == "inprocess" else None
+        if streams:
+            streams.start()
         try:
             yield
         finally:
+            if streams:
+                streams.stop()
             runner.stop()
             ctx.close()
 
@@ -60,12 +75,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "subjects", "description": "people and their enrolled walks"},
             {"name": "identify", "description": "who walks in a video"},
             {"name": "jobs", "description": "long work: status, progress, result, cancel"},
+            {"name": "streams", "description": "live camera streams and the identification events they produce"},
+            {"name": "webhooks", "description": "stream events pushed to HTTP endpoints, signed (admin)"},
             {"name": "keys", "description": "API keys (admin)"},
             {"name": "operations", "description": "health, readiness, metrics"},
         ],
     )
     install_error_handlers(app)
-    for module in (routes_subjects, routes_jobs, routes_keys, routes_ops):
+    for module in (
+        routes_subjects,
+        routes_jobs,
+        routes_streams,
+        routes_events,
+        routes_webhooks,
+        routes_keys,
+        routes_ops,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * 1e6))
     app.add_middleware(RequestContext)

@@ -28,7 +28,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     require_migrated(settings.database_url)  # one clear line now rather than a traceback from the server's start-up
     resolve(settings.model)
     print(f"gaitid: serving on http://{settings.host}:{settings.port} (docs at /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
     return 0
 
 

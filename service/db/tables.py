@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -156,3 +157,95 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60))
     target: Mapped[str] = mapped_column(String(200), default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Stream(Base):
+    """A live camera stream to watch: its definition (set through the API) and its runtime status.
+
+    The status columns are written by whichever process owns the stream; ownership is a lease
+    (``owner`` + ``lease_until``) so that one process, and only one, reads each stream.
+    ``revision`` goes up on every change of the definition, which tells the owner to restart it.
+    """
+
+    __tablename__ = "streams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(String(2000))
+    max_fps: Mapped[float] = mapped_column(Float, default=10.0)
+    roi: Mapped[list[float] | None] = mapped_column(JSON)  # [x1, y1, x2, y2] as fractions of the frame
+    match_threshold: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(20), default="starting")
+    fps_in: Mapped[float] = mapped_column(Float, default=0.0)
+    fps_out: Mapped[float] = mapped_column(Float, default=0.0)
+    frames_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_frame_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    status_at: Mapped[datetime | None] = mapped_column()
+
+
+class StreamEvent(Base):
+    """One identification of a person seen on a stream (``update`` > 0: a refinement of it).
+
+    The integer id grows with every event, so Server-Sent Events clients resume with Last-Event-ID.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_stream_id_id", "stream_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(Integer)
+    update: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime] = mapped_column()
+    decision: Mapped[str] = mapped_column(String(20), index=True)
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"), index=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    good_frames: Mapped[int] = mapped_column(Integer)
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    model_key: Mapped[str] = mapped_column(String(100))
+    snapshot_path: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Webhook(Base):
+    """An HTTP endpoint that receives events, signed with HMAC-SHA256 under its own secret."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))  # kept in clear: signing needs it
+    description: Mapped[str] = mapped_column(String(200), default="")
+    stream_id: Mapped[str | None] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    decisions: Mapped[list[str] | None] = mapped_column(JSON)  # None: every decision
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook: written with the event, retried with back-off until delivered."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # one entry per attempt
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()

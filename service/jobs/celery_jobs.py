@@ -16,6 +16,7 @@ from service.context import ServiceContext
 from service.jobs.store import recover
 from service.jobs.work import process_job
 from service.settings import Settings, load_settings
+from service.streams.services import StreamServices
 
 log = logging.getLogger(__name__)
 TASK_NAME = "gaitid.process_job"
@@ -46,12 +47,26 @@ celery_app = make_celery(settings)
 _context: ServiceContext | None = None
 
 
+_streams: StreamServices | None = None
+
+
 @signals.worker_process_init.connect
 def _load_models(**_: object) -> None:
-    """Each worker process loads the model and the gallery once, before its first job."""
-    global _context
+    """Each worker process loads the model and the gallery once, before its first job, and takes its
+    share of the live streams (each stream is read by one process: a database lease decides which)."""
+    global _context, _streams
     _context = ServiceContext.create(settings)
     _context.load()
+    if settings.streams and _streams is None:
+        _streams = StreamServices(_context)
+        _streams.start()
+
+
+@signals.worker_process_shutdown.connect
+def _release_streams(**_: object) -> None:
+    """Hand the streams back on a clean shutdown, so another worker takes them over at once."""
+    if _streams is not None:
+        _streams.stop()
 
 
 @celery_app.task(

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from models.errors import ModelError
 from pipeline.errors import PipelineError
@@ -19,6 +18,7 @@ from pipeline.extract import PipelineResult
 from pipeline.tracks import Track
 from service.context import ServiceContext
 from service.db import audit
+from service.db.briefs import subject_brief
 from service.db.tables import GaitSequence, Job, Subject
 from service.errors import ServiceError
 from service.gallery.sync import embedding_to_bytes, record_change
@@ -52,13 +52,6 @@ def track_summary(track: Track) -> dict[str, Any]:
 
 def _middle_box(track: Track) -> tuple[float, float, float, float] | None:
     return track.sample_boxes[len(track.sample_boxes) // 2][1] if track.sample_boxes else None
-
-
-def subject_summary(session: Session, subject_id: str) -> dict[str, Any] | None:
-    subject = session.get(Subject, subject_id)
-    if subject is None:
-        return None
-    return {"id": subject.id, "external_id": subject.external_id, "name": subject.name}
 
 
 def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Track:
@@ -159,10 +152,10 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                 {
                     **summary,
                     "decision": verdict.decision,
-                    "subject": subject_summary(session, verdict.subject_id) if verdict.subject_id else None,
+                    "subject": subject_brief(session, verdict.subject_id),
                     "score": None if verdict.score is None else round(verdict.score, 6),
                     "candidates": [
-                        {"subject": subject_summary(session, c.subject_id), "score": round(c.score, 6)}
+                        {"subject": subject_brief(session, c.subject_id), "score": round(c.score, 6)}
                         for c in candidates
                     ],
                 }

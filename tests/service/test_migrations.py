@@ -1,4 +1,4 @@
-"""Alembic migrations on both databases: upgrade head, downgrade base, upgrade again."""
+"""Alembic migrations on both databases: upgrade head, step back a revision, downgrade base, upgrade again."""
 
 import os
 import subprocess
@@ -13,7 +13,8 @@ from service.db.migrate import upgrade
 from service.db.tables import Base
 from tests.conftest import REPO, run_cli
 
-TABLES = {"subjects", "sequences", "gallery_changes", "jobs", "api_keys", "audit_log"}
+STREAM_TABLES = {"streams", "events", "webhooks", "webhook_deliveries"}
+TABLES = {"subjects", "sequences", "gallery_changes", "jobs", "api_keys", "audit_log", *STREAM_TABLES}
 
 
 def _tables(url: str) -> set[str]:
@@ -28,8 +29,11 @@ def test_upgrade_downgrade_upgrade(database_url):
     env = {"GAITID_DATABASE_URL": database_url}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0001" in upgraded.stdout
+    assert "database at revision 0002" in upgraded.stdout
     assert _tables(database_url) == TABLES
+    stepped = run_cli("db", "downgrade", "0001", env=env)  # one revision back: the stream tables go
+    assert stepped.returncode == 0, stepped.stderr
+    assert _tables(database_url) == TABLES - STREAM_TABLES
     downgraded = run_cli("db", "downgrade", "base", env=env)
     assert downgraded.returncode == 0, downgraded.stderr
     assert _tables(database_url) == set()

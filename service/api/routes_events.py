@@ -1,0 +1,153 @@
+"""Stream events: query them, fetch a snapshot, or follow them live over Server-Sent Events.
+
+The SSE endpoint reads new rows from the database (not from memory), so it shows events from
+every process, including Celery workers, and a client that reconnects with ``Last-Event-ID``
+gets exactly the events it missed.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from service.api.deps import get_context, get_session, require
+from service.api.schemas import ERROR_RESPONSES
+from service.api.schemas_streams import EventOut, EventPage
+from service.auth import Principal
+from service.context import ServiceContext
+from service.db.tables import StreamEvent
+from service.errors import NotFoundError
+from service.streams.payload import event_payload
+
+router = APIRouter(prefix="/v1/events", tags=["streams"])
+EventId = Annotated[int, Path(ge=1, le=2**62, description="the event's id")]
+POLL_SECONDS = 0.25
+HEARTBEAT_SECONDS = 15.0
+BATCH = 100
+
+
+def _filtered(
+    query: Select[tuple[StreamEvent]], stream_id: str | None, subject_id: str | None, decision: str | None
+) -> Select[tuple[StreamEvent]]:
+    if stream_id is not None:
+        query = query.where(StreamEvent.stream_id == stream_id)
+    if subject_id is not None:
+        query = query.where(StreamEvent.subject_id == subject_id)
+    if decision is not None:
+        query = query.where(StreamEvent.decision == decision)
+    return query
+
+
+StreamFilter = Query(None, max_length=36, description="only this stream's events")
+SubjectFilter = Query(None, max_length=36, description="only events that matched this subject")
+DecisionFilter = Query(None, description="only this decision")
+
+
+@router.get("", response_model=EventPage, responses=ERROR_RESPONSES)
+def list_events(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10**9),
+    stream_id: str | None = StreamFilter,
+    subject_id: str | None = SubjectFilter,
+    decision: Literal["match", "unknown"] | None = DecisionFilter,
+    since: datetime | None = Query(None, description="created at or after (ISO 8601)"),
+    until: datetime | None = Query(None, description="created before (ISO 8601)"),
+    _: Principal = Depends(require("read")),
+    session: Session = Depends(get_session),
+) -> EventPage:
+    """Events, newest first."""
+    query = _filtered(select(StreamEvent), stream_id, subject_id, decision)
+    if since is not None:
+        query = query.where(StreamEvent.created_at >= since)
+    if until is not None:
+        query = query.where(StreamEvent.created_at < until)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(StreamEvent.id.desc()).limit(limit).offset(offset)).all()
+    items = [EventOut.model_validate(event_payload(session, e)) for e in rows]
+    return EventPage(items=items, total=int(total), limit=limit, offset=offset)
+
+
+@router.get(
+    "/stream",
+    responses={**ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}, "description": "an endless SSE stream"}},
+)
+async def follow_events(
+    request: Request,
+    stream_id: str | None = StreamFilter,
+    subject_id: str | None = SubjectFilter,
+    decision: Literal["match", "unknown"] | None = DecisionFilter,
+    after: int | None = Query(None, ge=0, le=2**62, description="send events after this id (default: only new)"),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
+    _: Principal = Depends(require("read")),
+    ctx: ServiceContext = Depends(get_context),
+) -> StreamingResponse:
+    """Server-Sent Events: one `identification` event per message, `id:` = event id, JSON `data:`
+    as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing."""
+    start = after
+    if start is None and last_event_id is not None and last_event_id.isdigit():
+        start = int(last_event_id)
+    if start is None:
+        with ctx.sessions() as session:
+            start = int(session.scalar(select(func.max(StreamEvent.id))) or 0)
+
+    def fetch(last: int) -> list[tuple[int, str]]:
+        with ctx.sessions() as session:
+            query = _filtered(select(StreamEvent).where(StreamEvent.id > last), stream_id, subject_id, decision)
+            rows = session.scalars(query.order_by(StreamEvent.id).limit(BATCH)).all()
+            return [(e.id, json.dumps(event_payload(session, e))) for e in rows]
+
+    async def messages() -> AsyncIterator[str]:
+        last, quiet_since = start, time.monotonic()
+        yield "retry: 2000\n: following events\n\n"
+        while not await request.is_disconnected():
+            batch = await run_in_threadpool(fetch, last)
+            for event_id, data in batch:
+                yield f"id: {event_id}\nevent: identification\ndata: {data}\n\n"
+                last = event_id
+            if batch:
+                quiet_since = time.monotonic()
+                continue
+            if time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
+                yield ": keep-alive\n\n"  # keeps proxies from closing an idle connection
+                quiet_since = time.monotonic()
+            await asyncio.sleep(POLL_SECONDS)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+
+
+def _get(session: Session, event_id: int) -> StreamEvent:
+    event = session.get(StreamEvent, event_id)
+    if event is None:
+        raise NotFoundError(f"no event {event_id}", code="event_not_found")
+    return event
+
+
+@router.get("/{event_id}", response_model=EventOut, responses=ERROR_RESPONSES)
+def get_event(
+    event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
+) -> EventOut:
+    return EventOut.model_validate(event_payload(session, _get(session, event_id)))
+
+
+@router.get(
+    "/{event_id}/snapshot",
+    response_class=FileResponse,
+    responses={**ERROR_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the person, cropped"}},
+)
+def get_snapshot(
+    event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
+) -> FileResponse:
+    event = _get(session, event_id)
+    if not event.snapshot_path or not FilePath(event.snapshot_path).is_file():
+        raise NotFoundError(f"event {event_id} has no snapshot", code="snapshot_not_found")
+    return FileResponse(event.snapshot_path, media_type="image/jpeg")

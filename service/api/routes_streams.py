@@ -1,0 +1,145 @@
+"""Live streams: register cameras, change or remove them, and see how each one is doing.
+
+Writes only change the database; the process that owns a stream notices within about a second
+(its manager compares the stream's revision) and starts, restarts or stops reading it.
+"""
+
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.api.deps import get_context, get_session, require
+from service.api.schemas import ERROR_RESPONSES
+from service.api.schemas_streams import StreamCreate, StreamOut, StreamPage, StreamStatus, StreamUpdate
+from service.auth import Principal
+from service.context import ServiceContext
+from service.db import audit
+from service.db.tables import Stream, new_id, utcnow
+from service.errors import NotFoundError
+from service.streams.worker import snapshot_dir
+
+router = APIRouter(prefix="/v1/streams", tags=["streams"])
+StreamId = Annotated[str, Path(min_length=1, max_length=36, description="the stream's id")]
+DEFINITION_FIELDS = ("url", "max_fps", "roi", "match_threshold", "enabled")
+
+
+def stream_out(stream: Stream) -> StreamOut:
+    return StreamOut(
+        id=stream.id,
+        name=stream.name,
+        url=stream.url,
+        max_fps=stream.max_fps,
+        roi=stream.roi,
+        match_threshold=stream.match_threshold,
+        enabled=stream.enabled,
+        created_at=stream.created_at,
+        updated_at=stream.updated_at,
+        status=StreamStatus(
+            state=stream.state,  # type: ignore[arg-type]
+            connected=stream.state == "connected",
+            fps_in=stream.fps_in,
+            fps_out=stream.fps_out,
+            frames_dropped=stream.frames_dropped,
+            last_frame_at=stream.last_frame_at,
+            last_error=stream.last_error,
+            owner=stream.owner,
+            updated_at=stream.status_at,
+        ),
+    )
+
+
+def _get(session: Session, stream_id: str) -> Stream:
+    stream = session.get(Stream, stream_id)
+    if stream is None:
+        raise NotFoundError(f"no stream {stream_id}", code="stream_not_found")
+    return stream
+
+
+@router.post("", status_code=201, response_model=StreamOut, responses=ERROR_RESPONSES)
+def create_stream(
+    body: StreamCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> StreamOut:
+    """Register a camera; reading starts within about a second when it is enabled."""
+    stream = Stream(
+        id=new_id(),
+        name=body.name,
+        url=body.url,
+        max_fps=body.max_fps,
+        roi=body.roi,
+        match_threshold=body.match_threshold,
+        enabled=body.enabled,
+        state="starting" if body.enabled else "disabled",
+    )
+    session.add(stream)
+    audit.record(session, principal.key_id, "stream.create", f"stream:{stream.id}", url=body.url)
+    session.commit()
+    return stream_out(stream)
+
+
+@router.get("", response_model=StreamPage, responses=ERROR_RESPONSES)
+def list_streams(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10**9),
+    enabled: bool | None = Query(None, description="only enabled (true) or disabled (false) streams"),
+    _: Principal = Depends(require("read")),
+    session: Session = Depends(get_session),
+) -> StreamPage:
+    query = select(Stream)
+    if enabled is not None:
+        query = query.where(Stream.enabled.is_(enabled))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Stream.created_at, Stream.id).limit(limit).offset(offset)).all()
+    return StreamPage(items=[stream_out(s) for s in rows], total=int(total), limit=limit, offset=offset)
+
+
+@router.get("/{stream_id}", response_model=StreamOut, responses=ERROR_RESPONSES)
+def get_stream(
+    stream_id: StreamId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
+) -> StreamOut:
+    """The stream and its status: state, frame rates in and out, dropped frames, last frame, last error."""
+    return stream_out(_get(session, stream_id))
+
+
+@router.patch("/{stream_id}", response_model=StreamOut, responses=ERROR_RESPONSES)
+def update_stream(
+    stream_id: StreamId,
+    body: StreamUpdate,
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> StreamOut:
+    """Change a stream; a changed URL, rate, ROI, threshold or enabled flag restarts its reading."""
+    stream = _get(session, stream_id)
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("url", "name", "max_fps", "enabled"):
+        if changes.get(name) is not None:
+            setattr(stream, name, changes[name])
+    for name in ("roi", "match_threshold"):  # null clears these
+        if name in changes:
+            setattr(stream, name, changes[name])
+    if any(name in changes for name in DEFINITION_FIELDS):
+        stream.revision += 1
+        if "enabled" in changes and stream.owner is None:
+            stream.state = "starting" if stream.enabled else "disabled"
+    stream.updated_at = utcnow()
+    audit.record(session, principal.key_id, "stream.update", f"stream:{stream.id}", fields=sorted(changes))
+    session.commit()
+    return stream_out(stream)
+
+
+@router.delete("/{stream_id}", status_code=204, responses=ERROR_RESPONSES)
+def delete_stream(
+    stream_id: StreamId,
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+    ctx: ServiceContext = Depends(get_context),
+) -> Response:
+    """Stop reading the stream and delete it with its events, their snapshots and its webhooks."""
+    stream = _get(session, stream_id)
+    session.delete(stream)
+    audit.record(session, principal.key_id, "stream.delete", f"stream:{stream_id}")
+    session.commit()
+    shutil.rmtree(snapshot_dir(ctx.settings.data_dir, stream_id), ignore_errors=True)
+    return Response(status_code=204)

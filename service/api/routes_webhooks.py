@@ -1,0 +1,173 @@
+"""Webhooks, for admins: endpoints that receive stream events, and the log of each delivery.
+
+Each request carries ``X-GaitID-Signature: sha256=<hex>``, an HMAC-SHA256 under the webhook's
+secret of ``<X-GaitID-Timestamp>.<raw body>`` (see :func:`service.streams.webhooks.verify`).
+"""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.api.deps import get_session, require
+from service.api.schemas import ERROR_RESPONSES
+from service.api.schemas_webhooks import (
+    DeliveryAttempt,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryStatus,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookPage,
+    WebhookUpdate,
+)
+from service.auth import Principal
+from service.db import audit
+from service.db.tables import Stream, Webhook, WebhookDelivery, new_id
+from service.errors import NotFoundError
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+WebhookId = Annotated[str, Path(min_length=1, max_length=36, description="the webhook's id")]
+
+
+def _webhook_out(row: Webhook) -> WebhookOut:
+    return WebhookOut(
+        id=row.id,
+        url=row.url,
+        description=row.description,
+        stream_id=row.stream_id,
+        decisions=row.decisions,
+        enabled=row.enabled,
+        created_at=row.created_at,
+    )
+
+
+def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        event_id=row.event_id,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        log=[DeliveryAttempt(**entry) for entry in row.log],
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+def _get(session: Session, webhook_id: str) -> Webhook:
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise NotFoundError(f"no webhook {webhook_id}", code="webhook_not_found")
+    return webhook
+
+
+def _stream_not_found(stream_id: str) -> NotFoundError:
+    return NotFoundError(f"no stream {stream_id}", code="stream_not_found")
+
+
+@router.post("", status_code=201, response_model=WebhookCreated, responses=ERROR_RESPONSES)
+def create_webhook(
+    body: WebhookCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> WebhookCreated:
+    """Register an endpoint; the answer holds its signing secret, which is never shown again."""
+    if body.stream_id is not None and session.get(Stream, body.stream_id) is None:
+        raise _stream_not_found(body.stream_id)
+    row = Webhook(
+        id=new_id(),
+        url=body.url,
+        secret=secrets.token_urlsafe(32),
+        description=body.description,
+        stream_id=body.stream_id,
+        decisions=body.decisions,
+        enabled=body.enabled,
+    )
+    session.add(row)
+    audit.record(
+        session,
+        principal.key_id,
+        "webhook.create",
+        f"webhook:{row.id}",
+        url=body.url,
+        stream_id=body.stream_id,
+        decisions=body.decisions,
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # the stream was deleted between the check and the commit
+        session.rollback()
+        raise _stream_not_found(str(body.stream_id)) from None
+    return WebhookCreated(**_webhook_out(row).model_dump(), secret=row.secret)
+
+
+@router.get("", response_model=WebhookPage, responses=ERROR_RESPONSES)
+def list_webhooks(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10**9),
+    _: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> WebhookPage:
+    total = session.scalar(select(func.count()).select_from(Webhook)) or 0
+    rows = session.scalars(select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit).offset(offset))
+    return WebhookPage(items=[_webhook_out(r) for r in rows], total=int(total), limit=limit, offset=offset)
+
+
+@router.get("/{webhook_id}", response_model=WebhookOut, responses=ERROR_RESPONSES)
+def get_webhook(
+    webhook_id: WebhookId, _: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> WebhookOut:
+    return _webhook_out(_get(session, webhook_id))
+
+
+@router.patch("/{webhook_id}", response_model=WebhookOut, responses=ERROR_RESPONSES)
+def update_webhook(
+    webhook_id: WebhookId,
+    body: WebhookUpdate,
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> WebhookOut:
+    """Change the URL, description, decisions or enabled flag; pending deliveries use the new URL."""
+    webhook = _get(session, webhook_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        setattr(webhook, field, value)
+    audit.record(session, principal.key_id, "webhook.update", f"webhook:{webhook.id}", fields=sorted(changes))
+    session.commit()
+    return _webhook_out(webhook)
+
+
+@router.delete("/{webhook_id}", status_code=204, responses=ERROR_RESPONSES)
+def delete_webhook(
+    webhook_id: WebhookId, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> Response:
+    """Delete the webhook with its delivery log; deliveries not yet sent are dropped."""
+    session.delete(_get(session, webhook_id))
+    audit.record(session, principal.key_id, "webhook.delete", f"webhook:{webhook_id}")
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=ERROR_RESPONSES)
+def list_deliveries(
+    webhook_id: WebhookId,
+    status: DeliveryStatus | None = Query(None, description="only deliveries in this state"),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10**9),
+    _: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> DeliveryPage:
+    """The webhook's deliveries, newest first, each with the log of its attempts."""
+    _get(session, webhook_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit).offset(offset))
+    return DeliveryPage(items=[_delivery_out(r) for r in rows], total=int(total), limit=limit, offset=offset)

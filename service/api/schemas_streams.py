@@ -1,0 +1,127 @@
+"""Request and response bodies for live streams and their events."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "srt://", "udp://", "tcp://")
+ROI_DESCRIPTION = (
+    "region of interest [x1, y1, x2, y2] as fractions of the frame (0..1); only people inside it are "
+    "identified, and only it is processed"
+)
+
+
+class _StreamChecks(BaseModel):
+    """Checks shared by create and update: a network stream URL (never a local file) and a sane ROI."""
+
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _network_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith(STREAM_SCHEMES):
+            raise ValueError(f"the stream URL must start with one of {', '.join(STREAM_SCHEMES)}")
+        return url
+
+    @field_validator("roi", check_fields=False)
+    @classmethod
+    def _fractional_roi(cls, roi: list[float] | None) -> list[float] | None:
+        if roi is not None and not (0 <= roi[0] < roi[2] <= 1 and 0 <= roi[1] < roi[3] <= 1):
+            raise ValueError("roi must be [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+        return roi
+
+
+class StreamCreate(_StreamChecks):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000, examples=["rtsp://cam-lobby.local:554/stream1"])
+    name: str = Field("", max_length=200, examples=["lobby entrance"])
+    max_fps: float = Field(10.0, gt=0, le=60, description="frames per second taken from the stream at most")
+    roi: list[float] | None = Field(None, min_length=4, max_length=4, description=ROI_DESCRIPTION)
+    match_threshold: float | None = Field(
+        None, ge=-1, le=1, description="this stream's open-set threshold; default: the service's"
+    )
+    enabled: bool = True
+
+
+class StreamUpdate(_StreamChecks):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    max_fps: float | None = Field(None, gt=0, le=60)
+    roi: list[float] | None = Field(None, min_length=4, max_length=4, description=ROI_DESCRIPTION)
+    match_threshold: float | None = Field(None, ge=-1, le=1)
+    enabled: bool | None = None
+
+
+class StreamStatus(BaseModel):
+    state: Literal["starting", "connecting", "connected", "reconnecting", "error", "disabled", "stopped"] = Field(
+        description="connected: frames are arriving; reconnecting: the source failed and is retried with back-off"
+    )
+    connected: bool
+    fps_in: float = Field(description="frames per second the source delivers")
+    fps_out: float = Field(description="frames per second the pipeline processes")
+    frames_dropped: int = Field(description="frames skipped because the pipeline was busy")
+    last_frame_at: datetime | None
+    last_error: str | None
+    owner: str | None = Field(description="the process reading the stream")
+    updated_at: datetime | None
+
+
+class StreamOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    max_fps: float
+    roi: list[float] | None
+    match_threshold: float | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    status: StreamStatus
+
+
+class StreamPage(BaseModel):
+    items: list[StreamOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class SubjectBrief(BaseModel):
+    id: str
+    external_id: str | None
+    name: str
+
+
+class EventCandidate(BaseModel):
+    subject: SubjectBrief | None
+    score: float
+
+
+class EventOut(BaseModel):
+    """The same JSON is sent over Server-Sent Events and in webhook bodies."""
+
+    id: int
+    type: Literal["identification"]
+    stream: dict[str, str] = Field(examples=[{"id": "0b6f…", "name": "lobby entrance"}])
+    track_id: int
+    update: int = Field(description="0: first identification of the track; n: the n-th changed answer since")
+    started_at: datetime = Field(description="when the person was first seen")
+    ended_at: datetime = Field(description="the latest frame the answer used")
+    decision: Literal["match", "unknown"]
+    subject: SubjectBrief | None
+    score: float | None
+    threshold: float
+    good_frames: int
+    candidates: list[EventCandidate]
+    model: str
+    snapshot: str | None = Field(description="path of the person's snapshot (GET, image/jpeg), if one was kept")
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    total: int
+    limit: int
+    offset: int

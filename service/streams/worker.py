@@ -1,0 +1,224 @@
+"""One live stream being watched: read → detect/track/segment → identify → event, in one thread.
+
+The reader thread keeps the newest frames; this thread takes them as fast as the pipeline
+allows. A failure on one frame is recorded in the status and the stream goes on; a stream that
+cannot be opened shows why and retries with back-off, without affecting any other stream.
+"""
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.decode import Frame
+from pipeline.extract import FrameProcessor
+from service.context import ServiceContext
+from service.db.tables import Stream
+from service.gallery.sync import Candidate
+from service.metrics import STREAM_EVENTS
+from service.recognition import Verdict, decide
+from service.streams.events import record_event
+from service.streams.live import LiveTrack, LiveTracks
+from service.streams.reader import FrameBuffer, LiveFrame, RateMeter, StreamReader
+
+log = logging.getLogger(__name__)
+SNAPSHOT_MARGIN = 0.1  # share of the box added around the person in a snapshot
+
+
+@dataclass(frozen=True)
+class StreamDefinition:
+    """What a worker needs of a stream row; a changed ``revision`` means: restart with the new one."""
+
+    id: str
+    url: str
+    max_fps: float
+    roi: tuple[float, float, float, float] | None
+    match_threshold: float | None
+    revision: int
+
+    @classmethod
+    def of(cls, row: Stream) -> "StreamDefinition":
+        roi = tuple(row.roi) if row.roi else None
+        return cls(row.id, row.url, row.max_fps, roi, row.match_threshold, row.revision)  # type: ignore[arg-type]
+
+
+@dataclass
+class WorkerStats:
+    """Counters for the status and for ``gaitid bench stream``."""
+
+    frames_processed: int = 0
+    events: int = 0
+    latencies_s: list[float] = field(default_factory=list)  # frame captured → event committed
+
+
+def crop_roi(image: np.ndarray, roi: tuple[float, float, float, float] | None) -> np.ndarray:
+    """The region of interest ``(x1, y1, x2, y2)`` given as fractions of the frame."""
+    if roi is None:
+        return image
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (round(v * s) for v, s in zip(roi, (width, height, width, height), strict=True))
+    return image[y1:y2, x1:x2]
+
+
+class StreamWorker:
+    """Watches one stream until stopped; ``status()`` is what the stream's status columns show."""
+
+    def __init__(self, ctx: ServiceContext, definition: StreamDefinition, buffer_frames: int = 2) -> None:
+        self.ctx, self.definition = ctx, definition
+        self.buffer = FrameBuffer(buffer_frames)
+        self.reader = StreamReader(definition.url, definition.max_fps, self.buffer)
+        self.processed = RateMeter()
+        self.stats = WorkerStats()
+        self.error: str | None = None  # a processing error (the reader's connection errors are separate)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream {definition.id[:8]}", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread; it loads the pipeline first and only then connects, so no frame waits on a model."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self.reader.stop(timeout)
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        reader = self.reader
+        state = "error" if self.error and not self.alive else reader.state
+        last = reader.last_frame_wall
+        return {
+            "state": state,
+            "fps_in": round(reader.meter.current(now), 2),
+            "fps_out": round(self.processed.current(now), 2),
+            "frames_dropped": self.buffer.dropped,
+            "last_frame_at": datetime.fromtimestamp(last, UTC) if last else None,
+            "last_error": self.error or reader.last_error,
+        }
+
+    def _run(self) -> None:
+        settings = self.ctx.settings
+        try:
+            processor = FrameProcessor(self.ctx.recognizer.pipeline)
+        except Exception as error:  # unusable detector or segmenter: say so in the status, stop this stream only
+            self.error = f"the pipeline cannot start: {error}"
+            log.error("stream %s: %s", self.definition.id, self.error)
+            return
+        self.reader.start()
+        tracks = LiveTracks(
+            processor,
+            settings.stream_min_good_frames,
+            settings.stream_refine_frames,
+            settings.stream_track_lost_seconds,
+        )
+        while not self._stop.is_set():
+            item = self.buffer.get(timeout=0.5)
+            try:
+                if item is not None:
+                    self._process(tracks, item)
+                for track in tracks.expire(time.time()):
+                    self._identify(track, item)
+                self.error = None
+            except Exception as error:  # one bad frame or a database hiccup must not end the stream
+                self.error = f"{type(error).__name__}: {str(error)[:200]}"
+                log.exception("stream %s: processing failed", self.definition.id)
+
+    def _process(self, tracks: LiveTracks, item: LiveFrame) -> None:
+        image = crop_roi(item.frame.image, self.definition.roi)
+        cropped = LiveFrame(Frame(item.frame.index, item.frame.time_s, image), item.wall)
+        _, due = tracks.observe(cropped)
+        self.processed.tick(time.monotonic())
+        self.stats.frames_processed += 1
+        for track in due:
+            self._identify(track, cropped)
+
+    def _identify(self, track: LiveTrack, item: LiveFrame | None) -> None:
+        """Embed the track, search the gallery, and emit an event when the answer is new.
+
+        ``item`` is the frame the track was last seen in, for the snapshot (None: no frame to hand).
+        """
+        recognizer = self.ctx.recognizer
+        embedding = recognizer.embed([track.silhouettes()])[0]
+        candidates = self.ctx.gallery.search(embedding, self.ctx.settings.top_k)
+        threshold = recognizer.threshold(self.definition.match_threshold)
+        verdict = decide(candidates, threshold)
+        track.identified_frames = track.good_frames
+        answer = (verdict.decision, verdict.subject_id)
+        if answer == track.last_answer:
+            return  # a refinement that changes nothing is not news
+        snapshot = self._snapshot(track, item) if item is not None and self.ctx.settings.snapshots else None
+        recorded = False
+        try:
+            recorded = self._record(track, verdict, threshold, candidates, snapshot)
+        finally:
+            if snapshot is not None and not recorded:
+                snapshot.unlink(missing_ok=True)  # no event refers to it
+        if not recorded:
+            return
+        track.updates += 1
+        track.last_answer = answer
+        self.stats.events += 1
+        if item is not None:
+            self.stats.latencies_s.append(time.time() - item.wall)
+        STREAM_EVENTS.labels(verdict.decision).inc()
+
+    def _record(
+        self, track: LiveTrack, verdict: Verdict, threshold: float, candidates: list[Candidate], snapshot: Path | None
+    ) -> bool:
+        """Commit the event (and its webhook deliveries); False when the stream was deleted meanwhile."""
+        with self.ctx.sessions() as session, session.begin():
+            stream = session.get(Stream, self.definition.id)
+            if stream is None:
+                return False
+            record_event(
+                session,
+                stream=stream,
+                track_id=track.builder.track_id,
+                update=track.updates,
+                started_at=datetime.fromtimestamp(track.first_wall, UTC),
+                ended_at=datetime.fromtimestamp(track.last_wall, UTC),
+                decision=verdict.decision,
+                subject_id=verdict.subject_id,
+                score=None if verdict.score is None else round(verdict.score, 6),
+                threshold=threshold,
+                good_frames=track.good_frames,
+                candidates=[{"subject_id": c.subject_id, "score": round(c.score, 6)} for c in candidates],
+                model_key=self.ctx.recognizer.model_key,
+                snapshot_path=str(snapshot) if snapshot else None,
+            )
+        return True
+
+    def _snapshot(self, track: LiveTrack, item: LiveFrame) -> Path | None:
+        """A JPEG of the person in the current frame, under ``DATA_DIR/snapshots/<stream>/``."""
+        last = track.last_box()
+        if last is None or last[0] != item.frame.index:
+            return None
+        x1, y1, x2, y2 = last[1]
+        margin_x, margin_y = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
+        height, width = item.frame.image.shape[:2]
+        crop = item.frame.image[
+            max(0, int(y1 - margin_y)) : min(height, int(y2 + margin_y)),
+            max(0, int(x1 - margin_x)) : min(width, int(x2 + margin_x)),
+        ]
+        if crop.size == 0:
+            return None
+        path = snapshot_dir(self.ctx.settings.data_dir, self.definition.id) / f"{uuid.uuid4().hex}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            return None
+        return path
+
+
+def snapshot_dir(data_dir: Path, stream_id: str) -> Path:
+    return data_dir / "snapshots" / stream_id

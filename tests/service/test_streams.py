@@ -1,0 +1,213 @@
+"""Live streams end to end: a real HTTP camera stream of a real clip, the real pipeline and model, a
+real server process; events arrive over Server-Sent Events and at a webhook receiver.
+
+The "camera" is ``bench.stream_source.ClipStreamServer``: an MJPEG stream on 127.0.0.1 that plays
+a clip in a loop at its own frame rate, as IP cameras serve them.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.stream_source import ClipStreamServer, encode_clip
+from service.streams.webhooks import verify
+from tests.service.conftest import ServerProcess, create_key, free_port, running_server
+
+ENROLL_CLIP = "walk_indoor_a_enroll.mp4"
+STREAM_CLIP = "walk_indoor_a_probe.mp4"  # J walks in view from its first frame
+IN_VIEW_S = 2.0  # the acceptance: an event within 5 s of the person having walked 2 s in view
+EVENT_BUDGET_S = 5.0
+
+
+class SseListener:
+    """Follows ``GET /v1/events/stream`` in a thread; keeps (arrival time, event) pairs."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+        self.events: list[tuple[float, dict]] = []
+        self.connected = threading.Event()
+        self._response: httpx.Response | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "SseListener":
+        self._thread.start()
+        assert self.connected.wait(30), "the SSE endpoint did not answer"
+        return self
+
+    def _run(self) -> None:
+        headers = {"X-API-Key": self.key}
+        with httpx.stream("GET", f"{self.url}/v1/events/stream", headers=headers, timeout=None) as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            self._response = response
+            self.connected.set()
+            data: list[str] = []
+            try:
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        data.append(line[6:])
+                    elif line == "" and data:
+                        self.events.append((time.time(), json.loads("\n".join(data))))
+                        data = []
+            except httpx.HTTPError:
+                if not self._stop.is_set():
+                    raise
+
+    def wait_for(self, predicate, timeout_s: float) -> tuple[float, dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for arrived, event in list(self.events):
+                if predicate(event):
+                    return arrived, event
+            time.sleep(0.05)
+        raise AssertionError(f"no such event within {timeout_s} s; got {[e for _, e in self.events]}")
+
+    def stop(self) -> None:
+        """Hang up, as a browser tab closing would."""
+        self._stop.set()
+        if self._response is not None:
+            self._response.close()
+
+
+class WebhookReceiver:
+    """A local webhook endpoint that checks every signature and keeps the verified bodies."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.received: list[tuple[float, dict]] = []
+        self.bad_signatures = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                ok = verify(
+                    receiver.secret, self.headers["X-GaitID-Timestamp"], body, self.headers["X-GaitID-Signature"]
+                )
+                if ok:
+                    receiver.received.append((time.time(), json.loads(body)))
+                else:
+                    receiver.bad_signatures += 1
+                self.send_response(204 if ok else 401)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def stream_server(
+    database_url: str, tmp_path: Path, shared_cache: Path, detector_weights: Path, pose_model: Path
+) -> Iterator[ServerProcess]:
+    env = {
+        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
+        "GAITID_POSE_MODEL": str(pose_model),
+        "GAITID_STREAM_LEASE_SECONDS": "5",
+    }
+    with running_server(database_url, tmp_path, shared_cache, env) as process:
+        yield process
+
+
+def _status(client: httpx.Client, stream_id: str) -> dict:
+    return client.get(f"/v1/streams/{stream_id}").json()["status"]
+
+
+def _wait_status(client: httpx.Client, stream_id: str, predicate, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = _status(client, stream_id)
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"stream {stream_id} status never got there: {status}")
+
+
+@pytest.mark.slow
+def test_live_stream_match_event_over_sse_and_webhook_and_reconnect(
+    stream_server: ServerProcess, videos_dir: Path, record_property
+):
+    admin = create_key(stream_server.env, "admin")
+    client = stream_server.client(admin)
+    subject = client.post("/v1/subjects", json={"name": "J"}).json()
+    with (videos_dir / ENROLL_CLIP).open("rb") as clip:
+        enrolled = client.post(
+            f"/v1/subjects/{subject['id']}/enrollments?wait=900", files={"file": (ENROLL_CLIP, clip, "video/mp4")}
+        )
+    assert enrolled.status_code == 201 and enrolled.json()["status"] == "succeeded", enrolled.text
+
+    receiver = WebhookReceiver()
+    hook = client.post("/v1/webhooks", json={"url": receiver.url, "description": "test receiver"})
+    assert hook.status_code == 201, hook.text
+    receiver.secret = hook.json()["secret"]
+    listener = SseListener(stream_server.url, admin).start()
+
+    frames, fps = encode_clip(videos_dir / STREAM_CLIP)
+    camera = ClipStreamServer(frames, fps).start()
+    try:
+        # a camera that does not exist, registered first: it must show its error and harm nothing
+        dead = client.post("/v1/streams", json={"url": f"http://127.0.0.1:{free_port()}/none", "name": "dead"}).json()
+        stream = client.post("/v1/streams", json={"url": camera.url, "name": "lobby", "max_fps": 10})
+        assert stream.status_code == 201, stream.text
+        stream_id = stream.json()["id"]
+
+        def is_match(event: dict) -> bool:
+            return event["stream"]["id"] == stream_id and event["decision"] == "match"
+
+        arrived, event = listener.wait_for(is_match, timeout_s=120)
+        connected_at = camera.connections[0]
+        latency = arrived - (connected_at + IN_VIEW_S)
+        record_property("event_after_2s_in_view_s", round(latency, 2))
+        status = _status(client, stream_id)
+        record_property("stream_fps_in_out", f"{status['fps_in']}/{status['fps_out']}")
+        assert event["subject"]["id"] == subject["id"], event
+        assert latency <= EVENT_BUDGET_S, f"match event {latency:.1f} s after 2 s in view (budget {EVENT_BUDGET_S})"
+        assert client.get(event["snapshot"]).headers["content-type"] == "image/jpeg"
+
+        hooked = _wait_until(lambda: [b for _, b in receiver.received if b["id"] == event["id"]], 10)
+        assert hooked[0] == event and receiver.bad_signatures == 0
+
+        dead_status = _wait_status(client, dead["id"], lambda s: s["last_error"], 30)
+        assert dead_status["state"] in ("connecting", "reconnecting") and not dead_status["connected"], dead_status
+        live = _wait_status(client, stream_id, lambda s: s["fps_out"] > 0, 30)
+        assert live["connected"] and live["fps_in"] > 0, live
+
+        # the camera goes away: the stream says so, then reconnects when it is back, and events resume
+        camera.stop()
+        down = _wait_status(client, stream_id, lambda s: s["state"] == "reconnecting", 30)
+        assert down["last_error"], down
+        seen = max(e["id"] for _, e in listener.events)
+        camera.start()
+        _wait_status(client, stream_id, lambda s: s["state"] == "connected", 60)
+        listener.wait_for(lambda e: is_match(e) and e["id"] > seen, timeout_s=60)
+        assert len(camera.connections) >= 2
+    finally:
+        listener.stop()
+        camera.stop()
+        receiver.close()
+
+
+def _wait_until(probe, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout_s} s")
