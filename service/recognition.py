@@ -37,7 +37,9 @@ class JobCancelledError(Exception):
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
-        detector=DetectorConfig(weights=settings.detector_weights, image_size=settings.detector_image_size),
+        detector=DetectorConfig(
+            weights=settings.detector_weights, image_size=settings.detector_image_size, device=settings.detector_device
+        ),
         segmenter=settings.segmenter,
         pose_model=settings.pose_model if settings.segmenter == "pose" else None,
         quality=QualityConfig(min_good_frames=settings.min_good_frames),

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     detector_weights: Path = Field(Path("var/weights/person_yolov8.onnx"), description="YOLO person detector")
     pose_model: Path = Field(Path("var/weights/pose_landmark_full.tflite"), description="pose segmenter model")
     segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
+    detector_device: str = Field("cpu", description="where the person detector runs: cpu, cuda or cuda:N")
     detector_image_size: int = Field(640, ge=128, le=2048, description="detector input size in pixels")
     pipeline_cache: bool = Field(
         False,

@@ -2,16 +2,21 @@
 
 An identify job submitted through the API is run by the worker; a worker killed (-9) in the
 middle of an enrollment leaves the job to a second worker, which finishes it without enrolling twice.
+Live streams are read by the workers, each stream by exactly one of them, and a dead worker's
+streams are taken over.
 """
 
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
+from bench.stream_source import ClipStreamServer, encode_clip
 from tests.conftest import REPO
 from tests.service.conftest import create_key, db_scalar, fresh_database, running_server, wait_for_job
 
@@ -45,14 +50,11 @@ def _stop(worker: subprocess.Popen[bytes], sig: int) -> None:
         worker.wait(timeout=60)
 
 
-@pytest.mark.slow
-@pytest.mark.redis
-@pytest.mark.postgres
-def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, detector_weights, pose_model, videos_dir):
+def _celery_env(detector_weights, pose_model) -> dict[str, str]:
     reason = _redis_unavailable()
     if reason:
         pytest.skip(reason)
-    env = {
+    return {
         "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
         "GAITID_POSE_MODEL": str(pose_model),
         "GAITID_JOBS": "celery",
@@ -61,6 +63,13 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
         "GAITID_JOB_REDELIVERY_SECONDS": "5",
         "GAITID_JOB_LEASE_SECONDS": "3",
     }
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, detector_weights, pose_model, videos_dir):
+    env = _celery_env(detector_weights, pose_model)
     with fresh_database("postgres", tmp_path) as url, running_server(url, tmp_path, tmp_path / "cache", env) as api:
         worker_env = {**api.env}
         first = _start_worker(worker_env, "first", tmp_path / "worker-first.log")
@@ -91,3 +100,67 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
             _stop(first, signal.SIGKILL)
             if second is not None:
                 _stop(second, signal.SIGTERM)
+
+
+def _eventually(probe: Callable[[], object], timeout_s: float, what: str) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_each_stream_is_read_by_one_worker_and_a_dead_workers_stream_is_taken_over(
+    tmp_path, detector_weights, pose_model, videos_dir
+):
+    env = {**_celery_env(detector_weights, pose_model), "GAITID_STREAM_LEASE_SECONDS": "4"}
+    frames, fps = encode_clip(videos_dir / "walk_indoor_a_probe.mp4", width=360)
+    cameras = [ClipStreamServer(frames, fps).start() for _ in range(2)]
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    with fresh_database("postgres", tmp_path) as url, running_server(url, tmp_path, tmp_path / "cache", env) as api:
+        try:
+            for name in ("one", "two"):
+                workers[name] = _start_worker(api.env, name, tmp_path / f"worker-{name}.log")
+            client = api.client(create_key(api.env, "admin"))
+            ids = [client.post("/v1/streams", json={"url": c.url, "max_fps": 5}).json()["id"] for c in cameras]
+
+            def owners() -> dict[str, str] | None:
+                statuses = {i: client.get(f"/v1/streams/{i}").json()["status"] for i in ids}
+                if all(s["state"] == "connected" for s in statuses.values()):
+                    return {i: s["owner"] for i, s in statuses.items()}
+                return None
+
+            first = _eventually(owners, 180, "both streams connected")
+            assert all(str(api.process.pid) not in owner.split(":") for owner in first.values()), first  # not the API
+            time.sleep(6)  # several lease renewals later, still one reader per camera
+            assert [len(c.connections) for c in cameras] == [1, 1]
+
+            victim_pid = int(first[ids[0]].split(":")[1])
+            victim = next(w for w in workers.values() if victim_pid != w.pid and _is_child(victim_pid, w.pid))
+            _stop(victim, signal.SIGKILL)
+            survivor = next(w for w in workers.values() if w is not victim)
+
+            def taken_over() -> bool:
+                status = client.get(f"/v1/streams/{ids[0]}").json()["status"]
+                return status["state"] == "connected" and _is_child(int(status["owner"].split(":")[1]), survivor.pid)
+
+            _eventually(taken_over, 60, "the dead worker's stream taken over")
+            assert len(cameras[0].connections) == 2
+        finally:
+            for worker in workers.values():
+                _stop(worker, signal.SIGTERM)
+            for camera in cameras:
+                camera.stop()
+
+
+def _is_child(pid: int, parent: int) -> bool:
+    """Whether ``pid`` is a pool process of the worker whose main process is ``parent``."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1]) == parent
+    except (OSError, ValueError, IndexError):
+        return False
