@@ -24,7 +24,7 @@ from models.layers import (
     temporal_max,
     zero_padded_frames,
 )
-from models.outputs import GaitOutput
+from models.outputs import GaitOutput, check_matching, neck_output
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,10 @@ class DeepGaitV2Config:
     parts: int = 16
     embedding_dim: int = 256
     classes: int = 74
+    matching: str = "embedding"  # or "bnneck": see models.outputs.MATCHING_FEATURES
+
+    def __post_init__(self) -> None:
+        check_matching(self.matching)
 
 
 def conv_bn(in_channels: int, out_channels: int, stride: int, relu: bool) -> PerFrame:
@@ -110,5 +114,4 @@ class DeepGaitV2(nn.Module):
             x = stage(x, mask)
         pooled = temporal_max(x, mask)
         embeddings = self.FCs(horizontal_pyramid_pool(pooled, self.config.parts))
-        _, logits = self.BNNecks(embeddings)
-        return GaitOutput(embeddings=embeddings, logits=logits)
+        return neck_output(embeddings, self.BNNecks, self.config.matching)

@@ -105,7 +105,7 @@ class TorchEmbedder(Embedder):
         mask = _masked_lengths(lengths, sils.shape[1]).to(self.device)
         batch = torch.from_numpy(sils).to(self.device)
         with self._autocast():
-            embeddings = self.model(batch, mask).embeddings
+            embeddings = self.model(batch, mask).features
         return embeddings.float().cpu().numpy()
 
 

@@ -20,7 +20,7 @@ from models.layers import (
     horizontal_pyramid_pool,
     temporal_max,
 )
-from models.outputs import GaitOutput
+from models.outputs import GaitOutput, check_matching, neck_output
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class GaitBaseConfig:
     parts: int = 16
     embedding_dim: int = 256
     classes: int = 74
+    matching: str = "embedding"  # or "bnneck": see models.outputs.MATCHING_FEATURES
+
+    def __post_init__(self) -> None:
+        check_matching(self.matching)
 
 
 class StemConv(nn.Module):
@@ -84,5 +88,4 @@ class GaitBase(nn.Module):
         features = self.Backbone(sils.unsqueeze(1))  # [B, C, T, h, w]
         pooled = temporal_max(features, mask)
         embeddings = self.FCs(horizontal_pyramid_pool(pooled, self.config.parts))
-        _, logits = self.BNNecks(embeddings)
-        return GaitOutput(embeddings=embeddings, logits=logits)
+        return neck_output(embeddings, self.BNNecks, self.config.matching)

@@ -1,6 +1,7 @@
 """From a registry name or a checkpoint path to a ready :class:`~models.embedder.Embedder`."""
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -30,8 +31,11 @@ def _file_digest(path: Path) -> str:
 
 
 def onnx_for_checkpoint(arch: str, checkpoint: Path, model: nn.Module, config: ArchConfig) -> Path:
-    """The ONNX export of a checkpoint, made once and cached by the checkpoint's content hash."""
-    target = cache_dir() / "onnx" / f"{arch}-{_file_digest(checkpoint)[:16]}.onnx"
+    """The ONNX export of a checkpoint, made once and cached by the checkpoint's content and the config
+    (which decides, for one, the features the export outputs)."""
+    described = json.dumps(config_to_dict(config), sort_keys=True)
+    key = hashlib.sha256(f"{_file_digest(checkpoint)}:{described}".encode()).hexdigest()[:16]
+    target = cache_dir() / "onnx" / f"{arch}-{key}.onnx"
     if not target.exists():
         export_onnx(model, target, metadata_for(arch, config_to_dict(config)))
     return target

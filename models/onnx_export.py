@@ -29,7 +29,7 @@ class EmbeddingGraph(nn.Module):
 
     def forward(self, sils: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = torch.arange(sils.shape[1], device=sils.device)[None, :] < lengths[:, None]
-        return self.model(sils, mask).embeddings
+        return self.model(sils, mask).features
 
 
 def export_onnx(model: nn.Module, output: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -8,7 +8,7 @@ evaluation table.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,14 @@ def publish(
     provenance: Provenance,
     output_dir: Path,
 ) -> Path:
-    """Write ``<name>.pt``, ``<name>.yaml`` and ``<name>.md`` into ``output_dir``; returns the card path."""
-    model, shape = load_model(arch, checkpoint)
-    payload = read_checkpoint(checkpoint)
+    """Write ``<name>.pt``, ``<name>.yaml`` and ``<name>.md`` into ``output_dir``; returns the card path.
+
+    The card matches with the features the evaluation was measured with, since its thresholds
+    come from that evaluation."""
     evaluation = json.loads(evaluation_json.read_text())
+    model, shape = load_model(arch, checkpoint)
+    shape = replace(shape, matching=evaluation.get("matching", "embedding"))
+    payload = read_checkpoint(checkpoint)
     training = yaml.safe_load(provenance.config.read_text()) if provenance.config.is_file() else {}
     output_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.architectures import ARCHITECTURE_NAMES, ArchConfig, config_to_dict
+from models.architectures import ARCHITECTURE_NAMES, ArchConfig, config_to_dict, make_config
 from models.checkpoint import load_model
 from models.loading import create_embedder
 from models.onnx_export import export_onnx, max_difference_vs_torch, metadata_for
+from models.outputs import MATCHING_FEATURES
 from models.registry import list_models, resolve, user_models_dir, write_user_card
 from service.cli.errors import CliInputError
 from service.cli.output import format_table
@@ -34,6 +35,12 @@ def add_weights_options(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", type=Path, help="an OpenGait-format checkpoint (.pt) or, for onnx, an .onnx file"
     )
     parser.add_argument("--arch", choices=ARCHITECTURE_NAMES, help="architecture of --checkpoint")
+    parser.add_argument(
+        "--matching",
+        choices=MATCHING_FEATURES,
+        help="features of --checkpoint to match with: the embedding before the BNNeck (default, as OpenGait) "
+        "or the BNNeck's centred features",
+    )
 
 
 def weights_from_args(args: argparse.Namespace) -> WeightsChoice:
@@ -41,13 +48,16 @@ def weights_from_args(args: argparse.Namespace) -> WeightsChoice:
     if args.model and args.checkpoint:
         raise CliInputError("give either --model or --checkpoint, not both", code="conflicting_options")
     if args.model:
+        if getattr(args, "matching", None):
+            raise CliInputError("--matching goes with --checkpoint; a model's card sets it", code="conflicting_options")
         spec = resolve(args.model)
         return WeightsChoice(spec.arch, spec.weights, spec.config, spec.key)
     if not args.checkpoint:
         raise CliInputError("give --model NAME, or --checkpoint PATH with --arch", code="missing_option")
     if not args.arch:
         raise CliInputError("--checkpoint needs --arch gaitbase|deepgaitv2", code="missing_option")
-    return WeightsChoice(args.arch, args.checkpoint, None, str(args.checkpoint))
+    config = make_config(args.arch, {"matching": args.matching}) if args.matching else None
+    return WeightsChoice(args.arch, args.checkpoint, config, str(args.checkpoint))
 
 
 def load_silhouettes(path: Path) -> list[np.ndarray]:

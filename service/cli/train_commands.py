@@ -52,6 +52,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     embedder = create_embedder(
         choice.arch, choice.weights, backend=args.backend, device=args.device, config=choice.config
     )
+    matching = choice.config.matching if choice.config else "embedding"
     if args.dataset == "casia-b":
         report = evaluate_casia_b(embedder, args.data, args.subjects, args.cache_dir, _progress)
         report["model"] = choice.label
@@ -71,6 +72,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{metric}: rank-1 {scores['rank1']:.2f}  rank-5 {scores['rank5']:.2f}  "
                 f"rank-10 {scores['rank10']:.2f}  mAP {scores['mAP']:.2f}  mINP {scores['mINP']:.2f}"
             )
+    report["matching"] = matching  # publish puts it in the model card with the thresholds measured here
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
