@@ -15,29 +15,35 @@ import argparse
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from bench.report import BenchReport
 from bench.stream_source import ClipStreamServer, encode_clip
 from service.context import ServiceContext
 from service.db.migrate import upgrade
-from service.db.tables import Stream
+from service.db.tables import Stream, utcnow
 from service.settings import load_settings
 from service.streams.worker import StreamDefinition, StreamWorker
 
 SUSTAINED_SHARE = 0.9
+BENCH_OWNER = "gaitid-bench"
 
 
 def _measure(ctx: ServiceContext, frames: list[bytes], fps: float, count: int, seconds: float, max_fps: float) -> list:
     cameras = [ClipStreamServer(frames, fps).start() for _ in range(count)]
     workers = []
+    lease = utcnow() + timedelta(days=1)  # the workers run here without a manager: they own their streams
     with ctx.sessions() as session, session.begin():
-        rows = [Stream(url=c.url, name=f"bench-{i}", max_fps=max_fps) for i, c in enumerate(cameras)]
+        rows = [
+            Stream(url=c.url, name=f"bench-{i}", max_fps=max_fps, owner=BENCH_OWNER, lease_until=lease)
+            for i, c in enumerate(cameras)
+        ]
         session.add_all(rows)
         session.flush()
         definitions = [StreamDefinition.of(row) for row in rows]
     try:
-        workers = [StreamWorker(ctx, definition) for definition in definitions]
+        workers = [StreamWorker(ctx, definition, BENCH_OWNER) for definition in definitions]
         for worker in workers:
             worker.start()
         _wait_connected(workers, timeout_s=120)

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
         30, ge=1, description="good frames more a track needs before it is identified again while in view"
     )
     snapshots: bool = Field(True, description="save a JPEG of the person with each stream event under DATA_DIR")
-    webhook_max_attempts: int = Field(8, ge=1, le=50, description="deliveries tried before a webhook event fails")
+    webhook_max_attempts: int = Field(
+        12, ge=1, le=50, description="deliveries tried before a webhook event fails (12: about 18 minutes of retries)"
+    )
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="time a webhook endpoint has to answer")
     shutdown_grace_seconds: float = Field(
         10.0,

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -24,13 +24,15 @@ from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import EventOut, EventPage
 from service.auth import Principal
 from service.context import ServiceContext
-from service.db.tables import StreamEvent
+from service.db.tables import StreamEvent, utcnow
 from service.errors import NotFoundError
 from service.streams.payload import event_payload
 
 router = APIRouter(prefix="/v1/events", tags=["streams"])
 EventId = Annotated[int, Path(ge=1, le=2**62, description="the event's id")]
+MAX_EVENT_ID = 2**62
 POLL_SECONDS = 0.25
+SETTLE_SECONDS = 5.0  # longer than any event transaction takes from insert to commit
 HEARTBEAT_SECONDS = 15.0
 BATCH = 100
 
@@ -85,34 +87,43 @@ async def follow_events(
     stream_id: str | None = StreamFilter,
     subject_id: str | None = SubjectFilter,
     decision: Literal["match", "unknown"] | None = DecisionFilter,
-    after: int | None = Query(None, ge=0, le=2**62, description="send events after this id (default: only new)"),
+    after: int | None = Query(None, ge=0, le=2**62, description="start after this event id (default: only new)"),
     last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
     _: Principal = Depends(require("read")),
     ctx: ServiceContext = Depends(get_context),
 ) -> StreamingResponse:
     """Server-Sent Events: one `identification` event per message, `id:` = event id, JSON `data:`
-    as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing."""
-    start = after
-    if start is None and last_event_id is not None and last_event_id.isdigit():
-        start = int(last_event_id)
+    as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing; it wins
+    over `after`, which only says where a new client starts."""
+    start = _event_id(last_event_id)
     if start is None:
-        with ctx.sessions() as session:
-            start = int(session.scalar(select(func.max(StreamEvent.id))) or 0)
+        start = after if after is not None else await run_in_threadpool(_newest_id, ctx)
 
-    def fetch(last: int) -> list[tuple[int, str]]:
+    def fetch(floor: int, sent: set[int]) -> list[tuple[int, datetime, str]]:
         with ctx.sessions() as session:
-            query = _filtered(select(StreamEvent).where(StreamEvent.id > last), stream_id, subject_id, decision)
+            query = _filtered(select(StreamEvent).where(StreamEvent.id > floor), stream_id, subject_id, decision)
+            if sent:
+                query = query.where(StreamEvent.id.not_in(sent))
             rows = session.scalars(query.order_by(StreamEvent.id).limit(BATCH)).all()
-            return [(e.id, json.dumps(event_payload(session, e))) for e in rows]
+            return [(e.id, e.created_at, json.dumps(event_payload(session, e))) for e in rows]
 
     async def messages() -> AsyncIterator[str]:
-        last, quiet_since = start, time.monotonic()
+        # Ids are handed out when a row is inserted, not when it commits: with several writers
+        # (PostgreSQL), id 10 may become visible after id 11. So the floor only moves past events
+        # older than SETTLE_SECONDS, and the ids sent above it are remembered, not sent twice.
+        floor, sent, quiet_since = start, set[int](), time.monotonic()
         yield "retry: 2000\n: following events\n\n"
         while not await request.is_disconnected():
-            batch = await run_in_threadpool(fetch, last)
-            for event_id, data in batch:
+            batch = await run_in_threadpool(fetch, floor, sent)
+            for event_id, _, data in batch:
                 yield f"id: {event_id}\nevent: identification\ndata: {data}\n\n"
-                last = event_id
+                sent.add(event_id)
+            settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
+            for event_id, created_at, _ in batch:
+                if created_at > settled:
+                    break
+                floor = event_id
+            sent = {i for i in sent if i > floor}
             if batch:
                 quiet_since = time.monotonic()
                 continue
@@ -123,6 +134,19 @@ async def follow_events(
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+
+
+def _event_id(header: str | None) -> int | None:
+    """A Last-Event-ID header as an event id; anything else (a stray or forged value) counts as absent."""
+    if header is None or not (header.isascii() and header.isdecimal()):
+        return None
+    value = int(header)
+    return value if value <= MAX_EVENT_ID else None
+
+
+def _newest_id(ctx: ServiceContext) -> int:
+    with ctx.sessions() as session:
+        return int(session.scalar(select(func.max(StreamEvent.id))) or 0)
 
 
 def _get(session: Session, event_id: int) -> StreamEvent:

@@ -5,11 +5,13 @@ Writes only change the database; the process that owns a stream notices within a
 """
 
 import shutil
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from service.api.deps import get_context, get_session, require
 from service.api.schemas import ERROR_RESPONSES
@@ -19,6 +21,7 @@ from service.context import ServiceContext
 from service.db import audit
 from service.db.tables import Stream, new_id, utcnow
 from service.errors import NotFoundError
+from service.streams.urls import redact_url
 from service.streams.worker import snapshot_dir
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
@@ -26,11 +29,22 @@ StreamId = Annotated[str, Path(min_length=1, max_length=36, description="the str
 DEFINITION_FIELDS = ("url", "max_fps", "roi", "match_threshold", "enabled")
 
 
+def effective_state(stream: Stream, now: datetime) -> str:
+    """The state to show: what the owner last wrote, unless no live process stands behind it."""
+    lapsed = stream.owner is None or stream.lease_until is None or stream.lease_until < now
+    if not stream.enabled and lapsed:
+        return "disabled"
+    if stream.enabled and stream.owner is not None and lapsed:
+        return "unowned"  # its process died; another takes it over when it has room
+    return stream.state
+
+
 def stream_out(stream: Stream) -> StreamOut:
+    state = effective_state(stream, utcnow())
     return StreamOut(
         id=stream.id,
         name=stream.name,
-        url=stream.url,
+        url=redact_url(stream.url),
         max_fps=stream.max_fps,
         roi=stream.roi,
         match_threshold=stream.match_threshold,
@@ -38,8 +52,8 @@ def stream_out(stream: Stream) -> StreamOut:
         created_at=stream.created_at,
         updated_at=stream.updated_at,
         status=StreamStatus(
-            state=stream.state,  # type: ignore[arg-type]
-            connected=stream.state == "connected",
+            state=state,  # type: ignore[arg-type]
+            connected=state == "connected",
             fps_in=stream.fps_in,
             fps_out=stream.fps_out,
             frames_dropped=stream.frames_dropped,
@@ -74,7 +88,7 @@ def create_stream(
         state="starting" if body.enabled else "disabled",
     )
     session.add(stream)
-    audit.record(session, principal.key_id, "stream.create", f"stream:{stream.id}", url=body.url)
+    audit.record(session, principal.key_id, "stream.create", f"stream:{stream.id}", url=redact_url(body.url))
     session.commit()
     return stream_out(stream)
 
@@ -113,19 +127,19 @@ def update_stream(
     """Change a stream; a changed URL, rate, ROI, threshold or enabled flag restarts its reading."""
     stream = _get(session, stream_id)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("url", "name", "max_fps", "enabled"):
-        if changes.get(name) is not None:
-            setattr(stream, name, changes[name])
-    for name in ("roi", "match_threshold"):  # null clears these
-        if name in changes:
-            setattr(stream, name, changes[name])
+    for name, value in changes.items():
+        setattr(stream, name, value)
     if any(name in changes for name in DEFINITION_FIELDS):
-        stream.revision += 1
+        stream.revision = Stream.revision + 1  # in SQL: two concurrent edits both count
         if "enabled" in changes and stream.owner is None:
             stream.state = "starting" if stream.enabled else "disabled"
     stream.updated_at = utcnow()
-    audit.record(session, principal.key_id, "stream.update", f"stream:{stream.id}", fields=sorted(changes))
-    session.commit()
+    audit.record(session, principal.key_id, "stream.update", f"stream:{stream_id}", fields=sorted(changes))
+    try:
+        session.commit()
+    except StaleDataError:  # deleted by another request meanwhile
+        session.rollback()
+        raise NotFoundError(f"no stream {stream_id}", code="stream_not_found") from None
     return stream_out(stream)
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.embedder import MAX_FRAMES
-from pipeline.detect import Detection
 from pipeline.extract import FrameProcessor
 from pipeline.tracks import TrackBuilder
 from service.streams.reader import LiveFrame
@@ -52,8 +51,8 @@ class LiveTracks:
         self.min_good_frames, self.refine_frames, self.lost_seconds = min_good_frames, refine_frames, lost_seconds
         self.tracks: dict[int, LiveTrack] = {}
 
-    def observe(self, item: LiveFrame) -> tuple[list[Detection], list[LiveTrack]]:
-        """Process one frame; returns its detections and the tracks due an identification now.
+    def observe(self, item: LiveFrame) -> list[LiveTrack]:
+        """Process one frame; returns the tracks due an identification now.
 
         Call :meth:`expire` after it to end the tracks of people who left."""
         detections = self.processor.process(item.frame)
@@ -67,7 +66,7 @@ class LiveTracks:
             del builder.boxes[:-BOX_HISTORY]
             if self._due(track):
                 due.append(track)
-        return detections, due
+        return due
 
     def _due(self, track: LiveTrack) -> bool:
         good = track.good_frames

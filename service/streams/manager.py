@@ -35,6 +35,7 @@ class StreamManager:
         self.ctx, self.owner, self.poll_seconds = ctx, owner, poll_seconds
         self.workers: dict[str, StreamWorker] = {}
         self._stop = threading.Event()
+        self._ticking = threading.Lock()  # stop() waits for a tick in progress before releasing leases
         self._thread = threading.Thread(target=self._loop, name="stream-manager", daemon=True)
 
     def start(self) -> None:
@@ -44,47 +45,53 @@ class StreamManager:
         """Stop every worker and hand the leases back, so another process can take over at once."""
         self._stop.set()
         self._thread.join(10)
-        for worker in self.workers.values():
-            worker.stop()
-        with self.ctx.sessions() as session, session.begin():
-            session.execute(
-                update(Stream)
-                .where(Stream.owner == self.owner)
-                .values(owner=None, lease_until=None, state="stopped", fps_in=0.0, fps_out=0.0, status_at=utcnow())
-            )
-        self.workers.clear()
+        with self._ticking:
+            _stop_all(list(self.workers.values()))
+            self._release(list(self.workers), state="stopped")
+            self.workers.clear()
         STREAMS_RUNNING.set(0)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.tick()
+                with self._ticking:
+                    if not self._stop.is_set():
+                        self.tick()
             except Exception:  # a database outage must not end stream supervision; the next tick retries
                 log.exception("stream manager tick failed")
             self._stop.wait(self.poll_seconds)
 
     def tick(self) -> None:
-        """One round: follow the definitions, claim a free stream, renew leases and write status."""
-        now = utcnow()
+        """One round: renew leases and write status, follow the definitions, claim a free stream."""
+        self._renew(utcnow())
         with self.ctx.sessions() as session:
             rows = {row.id: row for row in session.scalars(select(Stream)).all()}
             session.expunge_all()
         self._follow_definitions(rows)
-        self._claim_one(rows, now)
-        self._renew(now)
+        self._claim_one(rows, utcnow())
         STREAMS_RUNNING.set(len(self.workers))
 
     def _follow_definitions(self, rows: dict[str, Stream]) -> None:
+        """Stop the workers of streams deleted, disabled or taken over, and restart edited ones, all at once."""
+        stopping, released, restarts = [], [], []
         for stream_id, worker in list(self.workers.items()):
             row = rows.get(stream_id)
             if row is None or not row.enabled or row.owner != self.owner:
                 reason = "deleted" if row is None else "disabled" if not row.enabled else f"taken over by {row.owner}"
                 log.info("stream %s: stopping (%s)", stream_id, reason)
-                self._drop(stream_id, release=row is not None and row.owner == self.owner)
+                if row is not None and row.owner == self.owner:
+                    released.append(stream_id)
             elif row.revision != worker.definition.revision:
                 log.info("stream %s: definition changed, restarting", stream_id)
-                worker.stop()
-                self._start(row)
+                restarts.append(row)
+            else:
+                continue
+            stopping.append(self.workers.pop(stream_id))
+        _stop_all(stopping)
+        if released:
+            self._release(released, state="disabled")
+        for row in restarts:
+            self._start(row)
 
     def _claim_one(self, rows: dict[str, Stream], now: datetime) -> None:
         if len(self.workers) >= self.ctx.settings.streams_per_process:
@@ -119,19 +126,17 @@ class StreamManager:
                 return
 
     def _start(self, row: Stream) -> None:
-        worker = StreamWorker(self.ctx, StreamDefinition.of(row))
+        worker = StreamWorker(self.ctx, StreamDefinition.of(row), self.owner)
         worker.start()
         self.workers[row.id] = worker
 
-    def _drop(self, stream_id: str, release: bool) -> None:
-        self.workers.pop(stream_id).stop()
-        if release:
-            with self.ctx.sessions() as session, session.begin():
-                session.execute(
-                    update(Stream)
-                    .where(Stream.id == stream_id, Stream.owner == self.owner)
-                    .values(owner=None, lease_until=None, state="disabled", fps_in=0.0, fps_out=0.0)
-                )
+    def _release(self, stream_ids: list[str], state: str) -> None:
+        with self.ctx.sessions() as session, session.begin():
+            session.execute(
+                update(Stream)
+                .where(Stream.id.in_(stream_ids), Stream.owner == self.owner)
+                .values(owner=None, lease_until=None, state=state, fps_in=0.0, fps_out=0.0, status_at=utcnow())
+            )
 
     def _renew(self, now: datetime) -> None:
         for stream_id, worker in list(self.workers.items()):
@@ -143,7 +148,15 @@ class StreamManager:
                 ).rowcount
             if not kept:  # our lease lapsed (a long stall) and another process took the stream
                 log.warning("stream %s: lease lost, stopping", stream_id)
-                self._drop(stream_id, release=False)
+                _stop_all([self.workers.pop(stream_id)])
 
     def _lease_end(self) -> datetime:
         return utcnow() + timedelta(seconds=self.ctx.settings.stream_lease_seconds)
+
+
+def _stop_all(workers: list[StreamWorker]) -> None:
+    """Signal every worker first, then wait: stopping N streams takes one timeout, not N."""
+    for worker in workers:
+        worker.request_stop()
+    for worker in workers:
+        worker.stop(timeout=3.0)

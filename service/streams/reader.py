@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pipeline.decode import DecodeLimits, Frame, VideoSource
 from pipeline.errors import PipelineError
+from service.streams.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +91,25 @@ class StreamReader:
 
     def __init__(self, url: str, max_fps: float, buffer: FrameBuffer, limits: DecodeLimits = LIVE_LIMITS) -> None:
         self.url, self.max_fps, self.buffer, self.limits = url, max_fps, buffer, limits
+        self.label = redact_url(url)  # what logs and the status may show
         self.state = "connecting"
         self.last_error: str | None = None
         self.last_frame_wall: float | None = None
         self.meter = RateMeter()
         self.connections = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-reader {url[:60]}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"stream-reader {self.label[:60]}", daemon=True)
         self._started = time.monotonic()
         self._index = 0
 
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        self._stop.set()
+
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to stop; a read blocked on a silent source ends within the read timeout."""
+        """Stop and wait up to ``timeout``; a read blocked on a silent source ends within the read timeout."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -118,9 +123,12 @@ class StreamReader:
             if delivered:
                 backoff = BACKOFF_FIRST_S  # it worked for a while: retry quickly
             self.state = "reconnecting"
-            log.info("stream %s: reconnecting in %.1f s (%s)", self.url, backoff, self.last_error)
+            log.info("stream %s: reconnecting in %.1f s (%s)", self.label, backoff, self.last_error)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _redacted(self, error: Exception) -> str:
+        return str(error).replace(self.url, self.label)
 
     def _read_once(self) -> int:
         """One connection: read until the source ends, fails or we are stopped; returns frames delivered."""
@@ -147,8 +155,8 @@ class StreamReader:
                 if not self._stop.is_set():
                     self.last_error = "the source ended the stream"
         except PipelineError as error:
-            self.last_error = f"[{error.code}] {error}"
+            self.last_error = f"[{error.code}] {self._redacted(error)}"
         except Exception as error:  # FFmpeg can fail in many ways mid-stream; the runner must survive all
-            self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
-            log.warning("stream %s: read failed: %s", self.url, self.last_error)
+            self.last_error = f"{type(error).__name__}: {self._redacted(error)[:200]}"
+            log.warning("stream %s: read failed: %s", self.label, self.last_error)
         return delivered

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from pipeline.decode import Frame
 from pipeline.extract import FrameProcessor
 from service.context import ServiceContext
-from service.db.tables import Stream
+from service.db.tables import Stream, utcnow
 from service.gallery.sync import Candidate
 from service.metrics import STREAM_EVENTS
 from service.recognition import Verdict, decide
@@ -30,6 +31,8 @@ from service.streams.reader import FrameBuffer, LiveFrame, RateMeter, StreamRead
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MARGIN = 0.1  # share of the box added around the person in a snapshot
+PIPELINE_RETRY_FIRST_S = 5.0
+PIPELINE_RETRY_MAX_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class WorkerStats:
 
     frames_processed: int = 0
     events: int = 0
-    latencies_s: list[float] = field(default_factory=list)  # frame captured → event committed
+    # frame captured → event committed, for the latest events
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 def crop_roi(image: np.ndarray, roi: tuple[float, float, float, float] | None) -> np.ndarray:
@@ -68,10 +72,14 @@ def crop_roi(image: np.ndarray, roi: tuple[float, float, float, float] | None) -
 
 
 class StreamWorker:
-    """Watches one stream until stopped; ``status()`` is what the stream's status columns show."""
+    """Watches one stream until stopped; ``status()`` is what the stream's status columns show.
 
-    def __init__(self, ctx: ServiceContext, definition: StreamDefinition, buffer_frames: int = 2) -> None:
-        self.ctx, self.definition = ctx, definition
+    Events are written only while the stream's row names ``owner`` as its holder with a valid
+    lease, so a worker that lost its lease (a stall, a takeover) cannot emit next to the new owner.
+    """
+
+    def __init__(self, ctx: ServiceContext, definition: StreamDefinition, owner: str, buffer_frames: int = 2) -> None:
+        self.ctx, self.definition, self.owner = ctx, definition, owner
         self.buffer = FrameBuffer(buffer_frames)
         self.reader = StreamReader(definition.url, definition.max_fps, self.buffer)
         self.processed = RateMeter()
@@ -84,8 +92,13 @@ class StreamWorker:
         """Start the thread; it loads the pipeline first and only then connects, so no frame waits on a model."""
         self._thread.start()
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def request_stop(self) -> None:
+        """Ask both threads to stop without waiting (stopping many workers at once stays quick)."""
         self._stop.set()
+        self.reader.request_stop()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.request_stop()
         self.reader.stop(timeout)
         self._thread.join(timeout)
 
@@ -107,13 +120,26 @@ class StreamWorker:
             "last_error": self.error or reader.last_error,
         }
 
+    def _start_pipeline(self) -> FrameProcessor | None:
+        """Load the detector and segmenter, retrying with back-off (say, the GPU is out of memory for now)."""
+        backoff = PIPELINE_RETRY_FIRST_S
+        while not self._stop.is_set():
+            try:
+                processor = FrameProcessor(self.ctx.recognizer.pipeline)
+            except Exception as error:  # every failure is shown in the status; only this stream waits
+                self.error = f"the pipeline cannot start (retrying in {backoff:.0f} s): {error}"
+                log.error("stream %s: %s", self.definition.id, self.error)
+                self._stop.wait(backoff)
+                backoff = min(2 * backoff, PIPELINE_RETRY_MAX_S)
+                continue
+            self.error = None
+            return processor
+        return None
+
     def _run(self) -> None:
         settings = self.ctx.settings
-        try:
-            processor = FrameProcessor(self.ctx.recognizer.pipeline)
-        except Exception as error:  # unusable detector or segmenter: say so in the status, stop this stream only
-            self.error = f"the pipeline cannot start: {error}"
-            log.error("stream %s: %s", self.definition.id, self.error)
+        processor = self._start_pipeline()
+        if processor is None:
             return
         self.reader.start()
         tracks = LiveTracks(
@@ -127,7 +153,9 @@ class StreamWorker:
             try:
                 if item is not None:
                     self._process(tracks, item)
-                for track in tracks.expire(time.time()):
+                # a track has left when no frame *captured* in the last seconds shows it, however long
+                # the pipeline took; with no frames coming, the clock decides
+                for track in tracks.expire(item.wall if item is not None else time.time()):
                     self._identify(track, item)
                 self.error = None
             except Exception as error:  # one bad frame or a database hiccup must not end the stream
@@ -137,7 +165,7 @@ class StreamWorker:
     def _process(self, tracks: LiveTracks, item: LiveFrame) -> None:
         image = crop_roi(item.frame.image, self.definition.roi)
         cropped = LiveFrame(Frame(item.frame.index, item.frame.time_s, image), item.wall)
-        _, due = tracks.observe(cropped)
+        due = tracks.observe(cropped)
         self.processed.tick(time.monotonic())
         self.stats.frames_processed += 1
         for track in due:
@@ -176,11 +204,12 @@ class StreamWorker:
     def _record(
         self, track: LiveTrack, verdict: Verdict, threshold: float, candidates: list[Candidate], snapshot: Path | None
     ) -> bool:
-        """Commit the event (and its webhook deliveries); False when the stream was deleted meanwhile."""
+        """Commit the event (and its webhook deliveries); False when the stream was deleted or lost meanwhile."""
         with self.ctx.sessions() as session, session.begin():
             stream = session.get(Stream, self.definition.id)
-            if stream is None:
-                return False
+            lapsed = stream is None or stream.lease_until is None or stream.lease_until <= utcnow()
+            if stream is None or stream.owner != self.owner or lapsed:
+                return False  # deleted, or no longer ours: the new owner speaks for the stream
             record_event(
                 session,
                 stream=stream,

@@ -153,6 +153,7 @@ def test_streams_crud_and_validation(api: ServerProcess, keys: dict[str, str]):
             {"url": "/dev/video0"},
             {"url": "rtsp://cam/1", "roi": [0.5, 0.1, 0.4, 0.9]},
             {"url": "rtsp://cam/1", "roi": [0, 0, 1]},
+            {"url": "rtsp://cam/1", "roi": [0.5, 0.5, 0.5001, 0.6]},  # would crop to nothing
             {"url": "rtsp://cam/1", "max_fps": 0},
             {"url": "rtsp://cam/1", "colour": "red"},
         ):
@@ -171,6 +172,9 @@ def test_streams_crud_and_validation(api: ServerProcess, keys: dict[str, str]):
         patched = client.patch(f"/v1/streams/{stream['id']}", json={"roi": None, "max_fps": 5, "name": "back door"})
         assert patched.status_code == 200 and patched.json()["roi"] is None and patched.json()["max_fps"] == 5
         assert client.patch(f"/v1/streams/{stream['id']}", json={"url": "ftp://x"}).status_code == 422
+        assert client.patch(f"/v1/streams/{stream['id']}", json={"url": None}).status_code == 422
+        secret = client.patch(f"/v1/streams/{stream['id']}", json={"url": "rtsp://viewer:s3cret@cam-1.local/s"})
+        assert secret.json()["url"] == "rtsp://viewer:***@cam-1.local/s"
         assert client.delete(f"/v1/streams/{stream['id']}").status_code == 204
         missing = client.get(f"/v1/streams/{stream['id']}")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "stream_not_found"

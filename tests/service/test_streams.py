@@ -6,6 +6,7 @@ a clip in a loop at its own frame rate, as IP cameras serve them.
 """
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +27,13 @@ EVENT_BUDGET_S = 5.0
 
 
 class SseListener:
-    """Follows ``GET /v1/events/stream`` in a thread; keeps (arrival time, event) pairs."""
+    """Follows ``GET /v1/events/stream`` in a thread, as a browser's EventSource does: when the connection
+    drops (a server restart) it reconnects with ``Last-Event-ID``. Keeps (arrival time, event) pairs."""
 
     def __init__(self, url: str, key: str) -> None:
         self.url, self.key = url, key
         self.events: list[tuple[float, dict]] = []
+        self.connections = 0
         self.connected = threading.Event()
         self._response: httpx.Response | None = None
         self._stop = threading.Event()
@@ -42,22 +45,30 @@ class SseListener:
         return self
 
     def _run(self) -> None:
-        headers = {"X-API-Key": self.key}
+        while not self._stop.is_set():
+            headers = {"X-API-Key": self.key}
+            if self.events:
+                headers["Last-Event-ID"] = str(self.events[-1][1]["id"])
+            try:
+                self._follow(headers)
+            except (httpx.HTTPError, ConnectionRefusedError):
+                time.sleep(0.5)  # the server is away: try again, as EventSource does
+
+    def _follow(self, headers: dict[str, str]) -> None:
         with httpx.stream("GET", f"{self.url}/v1/events/stream", headers=headers, timeout=None) as response:
-            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            if response.status_code != 200:  # a server still starting up: retry
+                raise ConnectionRefusedError(f"HTTP {response.status_code}")
+            assert response.headers["content-type"].startswith("text/event-stream")
             self._response = response
+            self.connections += 1
             self.connected.set()
             data: list[str] = []
-            try:
-                for line in response.iter_lines():
-                    if line.startswith("data: "):
-                        data.append(line[6:])
-                    elif line == "" and data:
-                        self.events.append((time.time(), json.loads("\n".join(data))))
-                        data = []
-            except httpx.HTTPError:
-                if not self._stop.is_set():
-                    raise
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and data:
+                    self.events.append((time.time(), json.loads("\n".join(data))))
+                    data = []
 
     def wait_for(self, predicate, timeout_s: float) -> tuple[float, dict]:
         deadline = time.monotonic() + timeout_s
@@ -198,6 +209,18 @@ def test_live_stream_match_event_over_sse_and_webhook_and_reconnect(
         _wait_status(client, stream_id, lambda s: s["state"] == "connected", 60)
         listener.wait_for(lambda e: is_match(e) and e["id"] > seen, timeout_s=60)
         assert len(camera.connections) >= 2
+
+        # the service restarts: the stream is read again, and the SSE client resumes where it was
+        stream_server.kill(signal.SIGTERM)
+        seen = max(e["id"] for _, e in listener.events)
+        stream_server.start()
+        _wait_status(client, stream_id, lambda s: s["state"] == "connected", 120)
+        listener.wait_for(lambda e: is_match(e) and e["id"] > seen, timeout_s=60)
+        assert listener.connections >= 2
+        stored = {e["id"] for e in client.get("/v1/events", params={"limit": 500}).json()["items"]}
+        _wait_until(lambda: stored <= {e["id"] for _, e in listener.events}, 10)
+        ids = [e["id"] for _, e in listener.events]
+        assert ids == sorted(set(ids)), "an event repeated or out of order over the reconnects"
     finally:
         listener.stop()
         camera.stop()
