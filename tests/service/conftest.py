@@ -123,16 +123,28 @@ class ServerProcess:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
 
+def eventually(probe: Callable[[], object], timeout_s: float, what: str = "the condition", every_s: float = 0.1):
+    """Poll ``probe`` until it returns something truthy, and return that; fail saying ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
 def wait_for_job(client: httpx.Client, job_id: str, until: Callable[[dict], bool], timeout_s: float = 300) -> dict:
     """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` holds; fail with the last state after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    job: dict = {}
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} did not get there in {timeout_s} s: {job}")
+    last: list[dict] = [{}]
+
+    def reached() -> dict | None:
+        last[0] = client.get(f"/v1/jobs/{job_id}").json()
+        return last[0] if until(last[0]) else None
+
+    try:
+        return eventually(reached, timeout_s, f"job {job_id}", every_s=0.25)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last seen: {last[0]}") from None
 
 
 def db_scalar(database_url: str, sql: str, **params: object) -> object:

@@ -12,13 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 
 from bench.stream_source import ClipStreamServer, encode_clip
 from tests.conftest import REPO
-from tests.service.conftest import create_key, db_scalar, fresh_database, running_server, wait_for_job
+from tests.service.conftest import create_key, db_scalar, eventually, fresh_database, running_server, wait_for_job
 
 REDIS_URL = os.environ.get("GAITID_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
@@ -102,15 +101,6 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
                 _stop(second, signal.SIGTERM)
 
 
-def _eventually(probe: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := probe():
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
-
-
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.postgres
@@ -134,7 +124,7 @@ def test_each_stream_is_read_by_one_worker_and_a_dead_workers_stream_is_taken_ov
                     return {i: s["owner"] for i, s in statuses.items()}
                 return None
 
-            first = _eventually(owners, 180, "both streams connected")
+            first = eventually(owners, 180, "both streams connected")
             assert all(str(api.process.pid) not in owner.split(":") for owner in first.values()), first  # not the API
             time.sleep(6)  # several lease renewals later, still one reader per camera
             assert [len(c.connections) for c in cameras] == [1, 1]
@@ -148,7 +138,7 @@ def test_each_stream_is_read_by_one_worker_and_a_dead_workers_stream_is_taken_ov
                 status = client.get(f"/v1/streams/{ids[0]}").json()["status"]
                 return status["state"] == "connected" and _is_child(int(status["owner"].split(":")[1]), survivor.pid)
 
-            _eventually(taken_over, 60, "the dead worker's stream taken over")
+            eventually(taken_over, 60, "the dead worker's stream taken over")
             assert len(cameras[0].connections) == 2
         finally:
             for worker in workers.values():

@@ -9,7 +9,7 @@ import pytest
 
 from bench.stream_source import ClipStreamServer, encode_clip
 from service.streams.reader import FrameBuffer, LiveFrame, RateMeter, StreamReader
-from tests.service.conftest import free_port
+from tests.service.conftest import eventually, free_port
 
 CLIP = "walk_indoor_a_probe.mp4"
 
@@ -17,15 +17,6 @@ CLIP = "walk_indoor_a_probe.mp4"
 @pytest.fixture(scope="module")
 def small_clip(videos_dir: Path) -> tuple[list[bytes], float]:
     return encode_clip(videos_dir / CLIP, width=320)
-
-
-def _wait(predicate, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def test_a_slow_consumer_drops_frames_instead_of_queueing_them(small_clip):
@@ -77,15 +68,15 @@ def test_reconnects_with_backoff_when_the_source_comes_back(small_clip):
     reader = StreamReader(camera.url, max_fps=10, buffer=buffer)
     reader.start()
     try:
-        _wait(lambda: reader.state == "connected" and reader.last_frame_wall is not None, 20)
+        eventually(lambda: reader.state == "connected" and reader.last_frame_wall is not None, 20)
         camera.stop()
-        _wait(lambda: reader.state == "reconnecting", 20)
+        eventually(lambda: reader.state == "reconnecting", 20)
         assert reader.last_error
         time.sleep(2.0)  # a few failed attempts while the camera is down
         camera.start()
-        _wait(lambda: reader.state == "connected" and reader.connections == 2, 30)
+        eventually(lambda: reader.state == "connected" and reader.connections == 2, 30)
         before = reader.last_frame_wall or 0
-        _wait(lambda: (reader.last_frame_wall or 0) > before, 10)
+        eventually(lambda: (reader.last_frame_wall or 0) > before, 10)
     finally:
         reader.stop()
         camera.stop()
@@ -96,7 +87,7 @@ def test_a_source_that_never_answers_reports_why():
     reader = StreamReader(f"http://127.0.0.1:{free_port()}/none", max_fps=10, buffer=FrameBuffer())
     reader.start()
     try:
-        _wait(lambda: reader.last_error is not None, 20)
+        eventually(lambda: reader.last_error is not None, 20)
     finally:
         reader.stop()
     assert reader.state in ("connecting", "reconnecting")

@@ -18,7 +18,7 @@ import pytest
 
 from bench.stream_source import ClipStreamServer, encode_clip
 from service.streams.webhooks import verify
-from tests.service.conftest import ServerProcess, create_key, free_port, running_server
+from tests.service.conftest import ServerProcess, create_key, eventually, free_port, running_server
 
 ENROLL_CLIP = "walk_indoor_a_enroll.mp4"
 STREAM_CLIP = "walk_indoor_a_probe.mp4"  # J walks in view from its first frame
@@ -141,14 +141,11 @@ def _status(client: httpx.Client, stream_id: str) -> dict:
 
 
 def _wait_status(client: httpx.Client, stream_id: str, predicate, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    status: dict = {}
-    while time.monotonic() < deadline:
+    def matching() -> dict | None:
         status = _status(client, stream_id)
-        if predicate(status):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"stream {stream_id} status never got there: {status}")
+        return status if predicate(status) else None
+
+    return eventually(matching, timeout_s, f"stream {stream_id} status", every_s=0.2)
 
 
 @pytest.mark.slow
@@ -192,7 +189,7 @@ def test_live_stream_match_event_over_sse_and_webhook_and_reconnect(
         assert latency <= EVENT_BUDGET_S, f"match event {latency:.1f} s after 2 s in view (budget {EVENT_BUDGET_S})"
         assert client.get(event["snapshot"]).headers["content-type"] == "image/jpeg"
 
-        hooked = _wait_until(lambda: [b for _, b in receiver.received if b["id"] == event["id"]], 10)
+        hooked = eventually(lambda: [b for _, b in receiver.received if b["id"] == event["id"]], 10)
         assert hooked[0] == event and receiver.bad_signatures == 0
 
         dead_status = _wait_status(client, dead["id"], lambda s: s["last_error"], 30)
@@ -218,19 +215,10 @@ def test_live_stream_match_event_over_sse_and_webhook_and_reconnect(
         listener.wait_for(lambda e: is_match(e) and e["id"] > seen, timeout_s=60)
         assert listener.connections >= 2
         stored = {e["id"] for e in client.get("/v1/events", params={"limit": 500}).json()["items"]}
-        _wait_until(lambda: stored <= {e["id"] for _, e in listener.events}, 10)
+        eventually(lambda: stored <= {e["id"] for _, e in listener.events}, 10)
         ids = [e["id"] for _, e in listener.events]
         assert ids == sorted(set(ids)), "an event repeated or out of order over the reconnects"
     finally:
         listener.stop()
         camera.stop()
         receiver.close()
-
-
-def _wait_until(probe, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := probe():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout_s} s")
