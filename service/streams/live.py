@@ -26,6 +26,8 @@ class LiveTrack:
     builder: TrackBuilder
     first_wall: float
     last_wall: float
+    last_image: np.ndarray | None = None  # the latest frame showing the person (for the event snapshot)
+    last_box: tuple[float, float, float, float] | None = None  # where, in that frame
     identified_frames: int = 0  # good frames at the last identification (0: never identified)
     updates: int = 0  # events emitted for this track
     last_answer: tuple[str, str | None] | None = None  # (decision, subject id) of the last event
@@ -36,9 +38,6 @@ class LiveTrack:
 
     def silhouettes(self) -> np.ndarray:
         return np.stack(self.builder.silhouettes[:MAX_FRAMES])
-
-    def last_box(self) -> tuple[int, tuple[float, float, float, float]] | None:
-        return self.builder.boxes[-1] if self.builder.boxes else None
 
 
 class LiveTracks:
@@ -63,6 +62,7 @@ class LiveTracks:
             if track is None:
                 track = self.tracks[detection.track_id] = LiveTrack(builder, item.wall, item.wall)
             track.last_wall = item.wall
+            track.last_image, track.last_box = item.frame.image, detection.box  # a reference, not a copy
             del builder.boxes[:-BOX_HISTORY]
             if self._due(track):
                 due.append(track)

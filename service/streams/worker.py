@@ -185,7 +185,7 @@ class StreamWorker:
         answer = (verdict.decision, verdict.subject_id)
         if answer == track.last_answer:
             return  # a refinement that changes nothing is not news
-        snapshot = self._snapshot(track, item) if item is not None and self.ctx.settings.snapshots else None
+        snapshot = self._snapshot(track) if self.ctx.settings.snapshots else None
         recorded = False
         try:
             recorded = self._record(track, verdict, threshold, candidates, snapshot)
@@ -228,15 +228,14 @@ class StreamWorker:
             )
         return True
 
-    def _snapshot(self, track: LiveTrack, item: LiveFrame) -> Path | None:
-        """A JPEG of the person in the current frame, under ``DATA_DIR/snapshots/<stream>/``."""
-        last = track.last_box()
-        if last is None or last[0] != item.frame.index:
+    def _snapshot(self, track: LiveTrack) -> Path | None:
+        """A JPEG of the person in the latest frame that showed them, under ``DATA_DIR/snapshots/<stream>/``."""
+        if track.last_image is None or track.last_box is None:
             return None
-        x1, y1, x2, y2 = last[1]
+        x1, y1, x2, y2 = track.last_box
         margin_x, margin_y = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
-        height, width = item.frame.image.shape[:2]
-        crop = item.frame.image[
+        height, width = track.last_image.shape[:2]
+        crop = track.last_image[
             max(0, int(y1 - margin_y)) : min(height, int(y2 + margin_y)),
             max(0, int(x1 - margin_x)) : min(width, int(x2 + margin_x)),
         ]

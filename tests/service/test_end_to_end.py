@@ -122,11 +122,6 @@ def test_walkthrough_enrolls_by_track_and_answers_every_walker(walkthrough, reco
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5: the bundled default is an interim CPU checkpoint that cannot yet tell these people apart "
-    "(models/weights/default.md); remove this mark when a trained default passes",
-)
 def test_default_model_matches_j_and_never_the_unenrolled_person(walkthrough):
     answers = _answered(walkthrough["indoor"])
     assert answers[0]["decision"] == "match" and answers[0]["subject"]["id"] == walkthrough["subjects"]["J"]
