@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         "an answer while the person is still in view matters; later answers use more frames)",
     )
     stream_refine_frames: int = Field(
-        10, ge=1, description="good frames more a track needs before it is identified again while in view"
+        5, ge=1, description="good frames more a track needs before it is identified again while in view"
     )
     snapshots: bool = Field(True, description="save a JPEG of the person with each stream event under DATA_DIR")
     webhook_max_attempts: int = Field(

@@ -172,7 +172,7 @@ def test_live_stream_match_event_over_sse_and_webhook_and_reconnect(
     try:
         # a camera that does not exist, registered first: it must show its error and harm nothing
         dead = client.post("/v1/streams", json={"url": f"http://127.0.0.1:{free_port()}/none", "name": "dead"}).json()
-        stream = client.post("/v1/streams", json={"url": camera.url, "name": "lobby", "max_fps": 10})
+        stream = client.post("/v1/streams", json={"url": camera.url, "name": "lobby", "max_fps": 15})
         assert stream.status_code == 201, stream.text
         stream_id = stream.json()["id"]
 
