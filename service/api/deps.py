@@ -1,6 +1,7 @@
 """Request dependencies: the service context, a database session, and the authenticated caller."""
 
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -8,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from service.auth import Permission, Principal, authenticate
 from service.context import ServiceContext
-from service.errors import ForbiddenError, UnauthorizedError
+from service.errors import ForbiddenError, NotFoundError, UnauthorizedError
+
+Row = TypeVar("Row")
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: gid_<prefix>_<secret>")
 _bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
@@ -45,3 +48,11 @@ def require(permission: Permission) -> Callable[..., Principal]:
         return principal
 
     return dependency
+
+
+def get_or_404(session: Session, table: type[Row], row_id: object, what: str) -> Row:
+    """The row with this id, or a 404 with the code ``<what>_not_found``."""
+    row = session.get(table, row_id)
+    if row is None:
+        raise NotFoundError(f"no {what} {row_id}", code=f"{what}_not_found")
+    return row

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from service.api.deps import get_context, get_session, require
+from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import EventOut, EventPage
 from service.auth import Principal
@@ -149,18 +149,11 @@ def _newest_id(ctx: ServiceContext) -> int:
         return int(session.scalar(select(func.max(StreamEvent.id))) or 0)
 
 
-def _get(session: Session, event_id: int) -> StreamEvent:
-    event = session.get(StreamEvent, event_id)
-    if event is None:
-        raise NotFoundError(f"no event {event_id}", code="event_not_found")
-    return event
-
-
 @router.get("/{event_id}", response_model=EventOut, responses=ERROR_RESPONSES)
 def get_event(
     event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
 ) -> EventOut:
-    return EventOut.model_validate(event_payload(session, _get(session, event_id)))
+    return EventOut.model_validate(event_payload(session, get_or_404(session, StreamEvent, event_id, "event")))
 
 
 @router.get(
@@ -171,7 +164,7 @@ def get_event(
 def get_snapshot(
     event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
 ) -> FileResponse:
-    event = _get(session, event_id)
+    event = get_or_404(session, StreamEvent, event_id, "event")
     if not event.snapshot_path or not FilePath(event.snapshot_path).is_file():
         raise NotFoundError(f"event {event_id} has no snapshot", code="snapshot_not_found")
     return FileResponse(event.snapshot_path, media_type="image/jpeg")

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import get_context, get_session, require
+from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.schemas import ERROR_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
@@ -15,7 +15,7 @@ from service.auth import Principal
 from service.context import ServiceContext
 from service.db import audit
 from service.db.tables import Job
-from service.errors import ConflictError, ForbiddenError, NotFoundError
+from service.errors import ConflictError, ForbiddenError
 from service.jobs.store import cancel_job, remove_input
 
 router = APIRouter(prefix="/v1", tags=["identify", "jobs"])
@@ -45,16 +45,9 @@ async def identify(
     return job_response(job, 200)
 
 
-def _job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}", code="job_not_found")
-    return job
-
-
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
 def get_job(job_id: JobId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)) -> JobOut:
-    return job_out(_job(session, job_id))
+    return job_out(get_or_404(session, Job, job_id, "job"))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
@@ -64,7 +57,7 @@ def cancel(
     session: Session = Depends(get_session),
 ) -> JobOut:
     """Cancel a queued or running job (a running one stops within about a second)."""
-    job = _job(session, job_id)
+    job = get_or_404(session, Job, job_id, "job")
     if not principal.can("enroll" if job.kind == "enroll" else "identify"):
         raise ForbiddenError(f"role {principal.role!r} may not cancel {job.kind} jobs")
     if not cancel_job(session, job):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from service.api.deps import get_context, get_session, require
+from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import StreamCreate, StreamOut, StreamPage, StreamStatus, StreamUpdate
 from service.auth import Principal
@@ -65,13 +65,6 @@ def stream_out(stream: Stream) -> StreamOut:
     )
 
 
-def _get(session: Session, stream_id: str) -> Stream:
-    stream = session.get(Stream, stream_id)
-    if stream is None:
-        raise NotFoundError(f"no stream {stream_id}", code="stream_not_found")
-    return stream
-
-
 @router.post("", status_code=201, response_model=StreamOut, responses=ERROR_RESPONSES)
 def create_stream(
     body: StreamCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
@@ -114,7 +107,7 @@ def get_stream(
     stream_id: StreamId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
 ) -> StreamOut:
     """The stream and its status: state, frame rates in and out, dropped frames, last frame, last error."""
-    return stream_out(_get(session, stream_id))
+    return stream_out(get_or_404(session, Stream, stream_id, "stream"))
 
 
 @router.patch("/{stream_id}", response_model=StreamOut, responses=ERROR_RESPONSES)
@@ -125,7 +118,7 @@ def update_stream(
     session: Session = Depends(get_session),
 ) -> StreamOut:
     """Change a stream; a changed URL, rate, ROI, threshold or enabled flag restarts its reading."""
-    stream = _get(session, stream_id)
+    stream = get_or_404(session, Stream, stream_id, "stream")
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
         setattr(stream, name, value)
@@ -151,7 +144,7 @@ def delete_stream(
     ctx: ServiceContext = Depends(get_context),
 ) -> Response:
     """Stop reading the stream and delete it with its events, their snapshots and its webhooks."""
-    stream = _get(session, stream_id)
+    stream = get_or_404(session, Stream, stream_id, "stream")
     session.delete(stream)
     audit.record(session, principal.key_id, "stream.delete", f"stream:{stream_id}")
     session.commit()

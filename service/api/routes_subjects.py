@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.api.deps import get_context, get_session, require
+from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.schemas import (
     ERROR_RESPONSES,
@@ -44,13 +44,6 @@ def _subject_out(session: Session, subject: Subject, model_key: str) -> SubjectO
         created_at=subject.created_at,
         updated_at=subject.updated_at,
     )
-
-
-def _get(session: Session, subject_id: str) -> Subject:
-    subject = session.get(Subject, subject_id)
-    if subject is None:
-        raise NotFoundError(f"no subject {subject_id}", code="subject_not_found")
-    return subject
 
 
 def _commit_unique(session: Session, external_id: str | None) -> None:
@@ -103,7 +96,7 @@ def get_subject(
     session: Session = Depends(get_session),
     ctx: ServiceContext = Depends(get_context),
 ) -> SubjectOut:
-    return _subject_out(session, _get(session, subject_id), ctx.recognizer.model_key)
+    return _subject_out(session, get_or_404(session, Subject, subject_id, "subject"), ctx.recognizer.model_key)
 
 
 @router.patch("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
@@ -114,7 +107,7 @@ def update_subject(
     session: Session = Depends(get_session),
     ctx: ServiceContext = Depends(get_context),
 ) -> SubjectOut:
-    subject = _get(session, subject_id)
+    subject = get_or_404(session, Subject, subject_id, "subject")
     changes = body.model_dump(exclude_unset=True)
     if "external_id" in changes:
         subject.external_id = body.external_id
@@ -135,7 +128,7 @@ def delete_subject(
     ctx: ServiceContext = Depends(get_context),
 ) -> Response:
     """Delete the subject and every one of its embeddings, under every model version."""
-    subject = _get(session, subject_id)
+    subject = get_or_404(session, Subject, subject_id, "subject")
     sequences = session.execute(
         select(GaitSequence.id, GaitSequence.model_key).where(GaitSequence.subject_id == subject.id)
     ).all()
@@ -154,7 +147,7 @@ def list_sequences(
     _: Principal = Depends(require("read")),
     session: Session = Depends(get_session),
 ) -> list[SequenceOut]:
-    _get(session, subject_id)
+    get_or_404(session, Subject, subject_id, "subject")
     rows = session.scalars(
         select(GaitSequence).where(GaitSequence.subject_id == subject_id).order_by(GaitSequence.id)
     ).all()
@@ -213,7 +206,7 @@ async def enroll(
     the original job instead of enrolling twice.
     """
     with ctx.sessions() as session:
-        _get(session, subject_id)
+        get_or_404(session, Subject, subject_id, "subject")
     job = await submit_job(request, ctx, principal, "enroll", {}, subject_id, idempotency_key)
     if wait > 0:
         job = await wait_for(ctx, job.id, wait)

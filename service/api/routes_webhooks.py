@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.api.deps import get_session, require
+from service.api.deps import get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_webhooks import (
     DeliveryAttempt,
@@ -60,13 +60,6 @@ def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
         created_at=row.created_at,
         delivered_at=row.delivered_at,
     )
-
-
-def _get(session: Session, webhook_id: str) -> Webhook:
-    webhook = session.get(Webhook, webhook_id)
-    if webhook is None:
-        raise NotFoundError(f"no webhook {webhook_id}", code="webhook_not_found")
-    return webhook
 
 
 def _stream_not_found(stream_id: str) -> NotFoundError:
@@ -123,7 +116,7 @@ def list_webhooks(
 def get_webhook(
     webhook_id: WebhookId, _: Principal = Depends(require("admin")), session: Session = Depends(get_session)
 ) -> WebhookOut:
-    return _webhook_out(_get(session, webhook_id))
+    return _webhook_out(get_or_404(session, Webhook, webhook_id, "webhook"))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookOut, responses=ERROR_RESPONSES)
@@ -134,7 +127,7 @@ def update_webhook(
     session: Session = Depends(get_session),
 ) -> WebhookOut:
     """Change the URL, description, decisions or enabled flag; pending deliveries use the new URL."""
-    webhook = _get(session, webhook_id)
+    webhook = get_or_404(session, Webhook, webhook_id, "webhook")
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
         setattr(webhook, field, value)
@@ -148,7 +141,7 @@ def delete_webhook(
     webhook_id: WebhookId, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
 ) -> Response:
     """Delete the webhook with its delivery log; deliveries not yet sent are dropped."""
-    session.delete(_get(session, webhook_id))
+    session.delete(get_or_404(session, Webhook, webhook_id, "webhook"))
     audit.record(session, principal.key_id, "webhook.delete", f"webhook:{webhook_id}")
     session.commit()
     return Response(status_code=204)
@@ -164,7 +157,7 @@ def list_deliveries(
     session: Session = Depends(get_session),
 ) -> DeliveryPage:
     """The webhook's deliveries, newest first, each with the log of its attempts."""
-    _get(session, webhook_id)
+    get_or_404(session, Webhook, webhook_id, "webhook")
     query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
