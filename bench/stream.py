@@ -82,7 +82,7 @@ def _wait_connected(workers: list[StreamWorker], timeout_s: float) -> None:
     while time.monotonic() < deadline:
         if all(w.stats.frames_processed > 0 for w in workers):
             return
-        if any(w.error and not w.alive for w in workers):
+        if any(w.status()["state"] == "error" for w in workers):
             raise SystemExit(f"a stream worker could not start: {[w.error for w in workers if w.error]}")
         time.sleep(0.2)
     raise SystemExit(f"streams not processing after {timeout_s} s: {[w.status() for w in workers]}")

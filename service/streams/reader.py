@@ -105,13 +105,17 @@ class StreamReader:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def request_stop(self) -> None:
         self._stop.set()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop and wait up to ``timeout``; a read blocked on a silent source ends within the read timeout."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self.running:
             self._thread.join(timeout)
 
     def _run(self) -> None:

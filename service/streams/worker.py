@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.decode import Frame
 from pipeline.extract import FrameProcessor
 from service.context import ServiceContext
-from service.db.tables import Stream, utcnow
+from service.db.tables import Stream, StreamEvent, utcnow
 from service.gallery.sync import Candidate
 from service.metrics import STREAM_EVENTS
 from service.recognition import Verdict, decide
@@ -102,14 +102,11 @@ class StreamWorker:
         self.reader.stop(timeout)
         self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         reader = self.reader
-        state = "error" if self.error and not self.alive else reader.state
+        # until the pipeline has started (and the reader with it), the stream's state is the pipeline's
+        state = reader.state if reader.running else "error" if self.error else "starting"
         last = reader.last_frame_wall
         return {
             "state": state,
@@ -210,9 +207,8 @@ class StreamWorker:
             lapsed = stream is None or stream.lease_until is None or stream.lease_until <= utcnow()
             if stream is None or stream.owner != self.owner or lapsed:
                 return False  # deleted, or no longer ours: the new owner speaks for the stream
-            record_event(
-                session,
-                stream=stream,
+            event = StreamEvent(
+                stream_id=stream.id,
                 track_id=track.builder.track_id,
                 update=track.updates,
                 started_at=datetime.fromtimestamp(track.first_wall, UTC),
@@ -226,6 +222,7 @@ class StreamWorker:
                 model_key=self.ctx.recognizer.model_key,
                 snapshot_path=str(snapshot) if snapshot else None,
             )
+            record_event(session, event)
         return True
 
     def _snapshot(self, track: LiveTrack) -> Path | None:

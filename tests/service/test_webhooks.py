@@ -144,9 +144,8 @@ def add_event(sessions: Sessions, stream_id: str, decision: str = "match", subje
     """Record an event as a stream worker does: event and deliveries in one transaction."""
     now = datetime.now(UTC)
     with sessions() as session, session.begin():
-        event = record_event(
-            session,
-            stream=session.get_one(Stream, stream_id),
+        event = StreamEvent(
+            stream_id=session.get_one(Stream, stream_id).id,
             track_id=7,
             update=0,
             started_at=now - timedelta(seconds=3),
@@ -160,6 +159,7 @@ def add_event(sessions: Sessions, stream_id: str, decision: str = "match", subje
             model_key="test-model",
             snapshot_path=None,
         )
+        record_event(session, event)
         return event.id
 
 
