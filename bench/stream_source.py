@@ -11,6 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 
@@ -83,7 +84,7 @@ class ClipStreamServer:
         self._thread.start()
         return self
 
-    def _serve(self, out: "object") -> None:
+    def _serve(self, out: BinaryIO) -> None:
         period = 1.0 / self.fps
         self.connections.append(time.time())
         began = time.monotonic()
@@ -98,8 +99,8 @@ class ClipStreamServer:
             jpeg = self.frames[sent % len(self.frames)]
             header = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             try:
-                out.write(header.encode() + jpeg + b"\r\n")  # type: ignore[attr-defined]
-                out.flush()  # type: ignore[attr-defined]
+                out.write(header.encode() + jpeg + b"\r\n")
+                out.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return
             sent += 1

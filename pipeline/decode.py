@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 TRUNCATION_SHARE = 0.9  # fewer decoded frames than this share of the declared count: damaged file
-_NETWORK_PREFIXES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
+NETWORK_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "srt://", "udp://", "tcp://")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Frame:
 
 
 def is_network_source(source: str | Path) -> bool:
-    return isinstance(source, str) and source.lower().startswith(_NETWORK_PREFIXES)
+    return isinstance(source, str) and source.lower().startswith(NETWORK_PREFIXES)
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,8 +5,9 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.decode import NETWORK_PREFIXES, is_network_source
+
 MIN_ROI_SIDE = 0.05
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "srt://", "udp://", "tcp://")
 ROI_DESCRIPTION = (
     "region of interest [x1, y1, x2, y2] as fractions of the frame (0..1); only people inside it are "
     "identified, and only it is processed"
@@ -19,8 +20,8 @@ class _StreamChecks(BaseModel):
     @field_validator("url", check_fields=False)
     @classmethod
     def _network_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.lower().startswith(STREAM_SCHEMES):
-            raise ValueError(f"the stream URL must start with one of {', '.join(STREAM_SCHEMES)}")
+        if url is not None and not is_network_source(url):
+            raise ValueError(f"the stream URL must start with one of {', '.join(NETWORK_PREFIXES)}")
         return url
 
     @field_validator("roi", check_fields=False)
