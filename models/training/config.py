@@ -52,6 +52,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     cache_dir: Path | None = None
+    init_weights: Path | None = None  # a later stage starts from an earlier run's weights
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -83,7 +84,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     if "run_dir" not in raw:
         raise ModelError(f"training config {path} lacks 'run_dir'", code="bad_train_config")
     scalars = {k: v for k, v in raw.items() if k in top}
-    for key in ("run_dir", "cache_dir"):
+    for key in ("run_dir", "cache_dir", "init_weights"):
         if scalars.get(key) is not None:
             scalars[key] = Path(scalars[key])
     return TrainConfig(

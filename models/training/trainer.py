@@ -97,6 +97,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.device = self._device()
         self.model: nn.Module = build_model(config.arch, config.model).to(self.device)
+        if config.init_weights is not None:
+            self._load_initial_weights(config.init_weights)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=config.optimizer.lr,
@@ -110,6 +112,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.iteration = 0
         self.history: list[StepLog] = []
+
+    def _load_initial_weights(self, path: Path) -> None:
+        """Start a new stage from an earlier run's weights, with a fresh optimizer and schedule.
+
+        This is how a finished schedule is continued with a warm restart of the learning rate
+        (``--resume`` would keep the old optimizer state and its decayed rate). A resumed stage
+        loads its own checkpoint over these weights, so resuming it stays exact.
+        """
+        self.model.load_state_dict(state_dict_of(read_checkpoint(path), str(path)))
+        self.log(f"initial weights from {path}")
 
     def _device(self) -> torch.device:
         wanted = self.config.device

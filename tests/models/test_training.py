@@ -66,6 +66,22 @@ def test_resume_continues_from_the_same_state(smoke_config, tmp_path: Path):
     assert third.optimizer.param_groups[0]["lr"] == pytest.approx(base_lr * 0.5), "the edited schedule applies"
 
 
+def test_a_new_stage_starts_from_earlier_weights_with_a_fresh_optimizer(smoke_config, tmp_path: Path):
+    earlier = Trainer(replace(smoke_config, run_dir=tmp_path / "stage1"), log=_quiet)
+    with torch.no_grad():
+        for parameter in earlier.model.parameters():
+            parameter.add_(torch.randn_like(parameter))  # anything a fresh model could not equal
+    earlier.iteration = 4800
+    saved = earlier.save()
+
+    stage2 = replace(smoke_config, run_dir=tmp_path / "stage2", init_weights=saved)
+    later = Trainer(stage2, log=_quiet)
+    for (name, a), b in zip(earlier.model.state_dict().items(), later.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} was not taken from the earlier stage"
+    assert later.iteration == 0 and not later.optimizer.state
+    assert later.optimizer.param_groups[0]["lr"] == stage2.optimizer.lr
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_repository_configs_parse_and_build(path):
     from models.architectures import build_model
