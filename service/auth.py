@@ -67,6 +67,12 @@ def authenticate(session: Session, key: str) -> Principal | None:
     return Principal(key_id=row.id, name=row.name, role=row.role)
 
 
+def key_is_active(session: Session, key_id: str) -> bool:
+    """Whether a key that authenticated earlier may still be used (long-lived connections re-check)."""
+    row = session.get(ApiKey, key_id)
+    return row is not None and row.revoked_at is None
+
+
 def revoke_key(session: Session, key_id: str, when: datetime | None = None) -> bool:
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import EventOut, EventPage
-from service.auth import Principal
+from service.auth import Principal, key_is_active
 from service.context import ServiceContext
 from service.db.tables import StreamEvent, utcnow
 from service.errors import NotFoundError
@@ -35,6 +35,7 @@ POLL_SECONDS = 0.25
 SETTLE_SECONDS = 5.0  # longer than any event transaction takes from insert to commit
 HEARTBEAT_SECONDS = 15.0
 BATCH = 100
+KEY_REVOKED = {"code": "key_revoked", "message": "the API key was revoked; the event stream ends"}
 
 
 def _filtered(
@@ -89,18 +90,22 @@ async def follow_events(
     decision: Literal["match", "unknown"] | None = DecisionFilter,
     after: int | None = Query(None, ge=0, le=2**62, description="start after this event id (default: only new)"),
     last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
-    _: Principal = Depends(require("read")),
+    principal: Principal = Depends(require("read")),
     ctx: ServiceContext = Depends(get_context),
 ) -> StreamingResponse:
     """Server-Sent Events: one `identification` event per message, `id:` = event id, JSON `data:`
     as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing; it wins
-    over `after`, which only says where a new client starts."""
+    over `after`, which only says where a new client starts. When the key is revoked, the stream
+    sends one `error` event (`{"code": "key_revoked"}`) and ends; a reconnect then gets 401."""
     start = _event_id(last_event_id)
     if start is None:
         start = after if after is not None else await run_in_threadpool(_newest_id, ctx)
 
-    def fetch(floor: int, sent: set[int]) -> list[tuple[int, datetime, str]]:
+    def fetch(floor: int, sent: set[int]) -> list[tuple[int, datetime, str]] | None:
+        """The next events, or None once the caller's key has been revoked."""
         with ctx.sessions() as session:
+            if not key_is_active(session, principal.key_id):
+                return None
             query = _filtered(select(StreamEvent).where(StreamEvent.id > floor), stream_id, subject_id, decision)
             if sent:
                 query = query.where(StreamEvent.id.not_in(sent))
@@ -115,6 +120,9 @@ async def follow_events(
         yield "retry: 2000\n: following events\n\n"
         while not await request.is_disconnected():
             batch = await run_in_threadpool(fetch, floor, sent)
+            if batch is None:
+                yield f"event: error\ndata: {json.dumps(KEY_REVOKED)}\n\n"
+                return
             for event_id, _, data in batch:
                 yield f"id: {event_id}\nevent: identification\ndata: {data}\n\n"
                 sent.add(event_id)

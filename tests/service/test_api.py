@@ -145,6 +145,20 @@ def test_event_stream_auth(api: ServerProcess, keys: dict[str, str]):
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         assert next(response.iter_lines()).startswith("retry:")
 
+    with _client(api, keys, "admin") as admin:
+        created = admin.post("/v1/keys", json={"role": "read", "name": "revoked while following"}).json()
+    with api.client(created["key"]) as client, client.stream("GET", "/v1/events/stream") as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("retry:")
+        with _client(api, keys, "admin") as admin:
+            assert admin.delete(f"/v1/keys/{created['id']}").status_code == 204
+        started = time.monotonic()
+        rest = list(lines)  # the server ends the stream, so this returns
+        assert time.monotonic() - started < 5
+        assert "event: error" in rest and any('"key_revoked"' in line for line in rest), rest
+    with api.client(created["key"]) as client:
+        assert client.get("/v1/events/stream").status_code == 401
+
 
 def test_streams_crud_and_validation(api: ServerProcess, keys: dict[str, str]):
     with _client(api, keys, "admin") as client:
