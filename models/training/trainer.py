@@ -69,6 +69,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return candidates[-1] if candidates else None
 
 
+def _print_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _discard_line(_: str) -> None:
+    pass
+
+
 class _Distributed:
     """Process-group facts under torchrun (WORLD_SIZE > 1), or a single process."""
 
@@ -91,7 +99,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.dist = _Distributed()
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        # under torchrun only rank 0 reports; the others would repeat every line
+        self.log = (log or _print_line) if self.dist.is_main else _discard_line
         seed_everything(config.seed)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -241,7 +250,7 @@ class Trainer:
             sils, labels = sils.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             triplet, cross_entropy = self._step(sils, labels, model)
             self.iteration += 1
-            window_sequences += len(labels)
+            window_sequences += len(labels) * self.dist.world  # every rank trains an equal batch in lockstep
             if self.iteration % self.config.log_every == 0 or self.iteration == stop:
                 elapsed = time.perf_counter() - window_started
                 entry = StepLog(
