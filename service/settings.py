@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         5, ge=1, description="good frames more a track needs before it is identified again while in view"
     )
     snapshots: bool = Field(True, description="save a JPEG of the person with each stream event under DATA_DIR")
+    event_retention_days: float = Field(
+        0,
+        ge=0,
+        description="delete stream events (with their webhook deliveries and snapshots) older than this many days, "
+        "checked hourly by every process that runs streams; 0 keeps them forever (or run `gaitid events prune`)",
+    )
     webhook_max_attempts: int = Field(
         12, ge=1, le=50, description="deliveries tried before a webhook event fails (12: about 18 minutes of retries)"
     )

@@ -1,4 +1,4 @@
-"""``gaitid serve``, ``gaitid db`` and ``gaitid keys``: running and administering the service."""
+"""``gaitid serve``, ``gaitid db``, ``gaitid keys`` and ``gaitid events``: running and administering the service."""
 
 import argparse
 import sys
@@ -97,6 +97,26 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_events(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from service.db.tables import utcnow
+    from service.streams.retention import prune_events
+
+    if args.older_than < 0:
+        raise CliInputError("--older-than must be 0 or more days", code="bad_option")
+    url = load_settings().database_url
+    require_migrated(url)
+    before = utcnow() - timedelta(days=args.older_than)
+    result = prune_events(make_session_factory(make_engine(url)), before, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{verb} {result.events} events created before {before:%Y-%m-%d %H:%M} UTC, "
+        f"{result.deliveries} webhook deliveries and {result.snapshots} snapshots"
+    )
+    return 0
+
+
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     raw = argparse.RawDescriptionHelpFormatter
     serve = subparsers.add_parser(
@@ -152,3 +172,17 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     revoke = actions.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     keys.set_defaults(handler=_cmd_keys)
+
+    events = subparsers.add_parser(
+        "events",
+        help="prune old stream events",
+        formatter_class=raw,
+        description="Delete stream events older than a number of days, with their webhook deliveries and\n"
+        "snapshot files (GAITID_EVENT_RETENTION_DAYS does the same hourly inside the service).",
+        epilog="examples:\n  gaitid events prune --older-than 30 --dry-run\n  gaitid events prune --older-than 30",
+    )
+    event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prune = event_actions.add_parser("prune", help="delete events older than --older-than days")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days (e.g. 30, 0.5)")
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    events.set_defaults(handler=_cmd_events)

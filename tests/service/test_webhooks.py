@@ -1,4 +1,5 @@
-"""Webhooks end to end with real parts: HTTP receivers on 127.0.0.1, SQLite and PostgreSQL, a real server.
+"""Webhooks end to end with real parts: HTTP receivers on 127.0.0.1, SQLite and PostgreSQL, a real server;
+and the retention that prunes old events with their deliveries.
 
 The dispatcher tests drive :meth:`WebhookDispatcher.deliver_due` by hand (with a short back-off) so
 retries take a second, not minutes; the API tests and one delivery run against ``gaitid serve``.
@@ -27,8 +28,10 @@ from service.db.tables import AuditEntry, Stream, StreamEvent, Webhook, WebhookD
 from service.settings import Settings
 from service.streams.events import record_event
 from service.streams.payload import event_payload
+from service.streams.retention import EventRetention
 from service.streams.webhooks import WebhookDispatcher, retry_delay, sign, verify
-from tests.service.conftest import DATABASES, ServerProcess, free_port, fresh_database, running_server
+from tests.conftest import run_cli
+from tests.service.conftest import DATABASES, ServerProcess, eventually, free_port, fresh_database, running_server
 
 Sessions = sessionmaker[Session]
 
@@ -540,3 +543,63 @@ def test_running_server_delivers_signed_events(api: tuple[ServerProcess, Session
         assert delivery["status"] == "delivered" and delivery["attempts"] == 1 and delivery["next_attempt_at"] is None
         assert [(e["attempt"], e["status_code"], e["error"]) for e in delivery["log"]] == [(1, 200, None)]
         assert admin.get(path, params={"status": "pending"}).json()["total"] == 0
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def _age(sessions: Sessions, event_id: int, days: float, snapshot: Path | None = None) -> None:
+    with sessions() as session, session.begin():
+        event = session.get_one(StreamEvent, event_id)
+        event.created_at = event.created_at - timedelta(days=days)
+        if snapshot is not None:
+            snapshot.write_bytes(b"\xff\xd8 a jpeg")
+            event.snapshot_path = str(snapshot)
+
+
+def _event_ids(sessions: Sessions) -> list[int]:
+    with sessions() as session:
+        return list(session.scalars(select(StreamEvent.id).order_by(StreamEvent.id)))
+
+
+def test_old_events_are_pruned_with_their_deliveries_and_snapshots(
+    sessions: Sessions, database_url: str, tmp_path: Path
+):
+    stream_id = add_stream(sessions)
+    add_webhook(sessions, "http://127.0.0.1:9/hook")
+    old, old_with_snapshot, recent = (add_event(sessions, stream_id) for _ in range(3))
+    snapshot = tmp_path / "old.jpg"
+    _age(sessions, old, 40)
+    _age(sessions, old_with_snapshot, 31, snapshot)
+    _age(sessions, recent, 29)
+
+    env = {"GAITID_DATABASE_URL": database_url}
+    dry = run_cli("events", "prune", "--older-than", "30", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 2 events" in dry.stdout and "2 webhook deliveries and 1 snapshots" in dry.stdout
+    assert _event_ids(sessions) == [old, old_with_snapshot, recent] and snapshot.is_file()
+
+    pruned = run_cli("events", "prune", "--older-than", "30", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "deleted 2 events" in pruned.stdout, pruned.stdout
+    assert _event_ids(sessions) == [recent]
+    assert [d.event_id for d in deliveries(sessions)] == [recent]
+    assert not snapshot.exists()
+    with sessions() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "events.prune")).one()
+        assert entry.details["events"] == 2 and entry.details["deliveries"] == 2
+
+    refused = run_cli("events", "prune", "--older-than", "-1", env=env)
+    assert refused.returncode != 0 and "bad_option" in refused.stderr
+
+
+def test_retention_setting_sweeps_in_the_background(sessions: Sessions):
+    stream_id = add_stream(sessions)
+    old, recent = add_event(sessions, stream_id), add_event(sessions, stream_id)
+    _age(sessions, old, 8)
+    retention = EventRetention(sessions, days=7)
+    retention.start()
+    try:
+        eventually(lambda: _event_ids(sessions) == [recent], 10, "the sweep at start")
+    finally:
+        retention.stop()

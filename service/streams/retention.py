@@ -1,0 +1,104 @@
+"""Event retention: stream events older than a cut-off go, with their webhook deliveries and snapshots.
+
+Events accumulate without bound (one per identification on every camera), so operators set
+``GAITID_EVENT_RETENTION_DAYS`` (every process that runs streams then sweeps hourly) or run
+``gaitid events prune`` from cron. Deletion runs in small transactions so it never holds long
+locks against the stream workers writing new events, and a snapshot file is removed only after
+the row that names it is gone: a crash in between leaves an orphaned file, never an event whose
+snapshot is missing.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import audit
+from service.db.tables import StreamEvent, WebhookDelivery, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+SWEEP_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    events: int
+    deliveries: int
+    snapshots: int
+
+
+def prune_events(sessions: sessionmaker[Session], before: datetime, *, dry_run: bool = False) -> PruneResult:
+    """Delete events created before ``before`` (and their deliveries and snapshot files); ``dry_run`` only counts."""
+    if dry_run:
+        with sessions() as session:
+            old = select(StreamEvent.id).where(StreamEvent.created_at < before)
+            events = session.scalar(select(func.count()).select_from(old.subquery())) or 0
+            deliveries = session.scalar(
+                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.event_id.in_(old))
+            )
+            snapshots = session.scalar(
+                select(func.count()).select_from(old.where(StreamEvent.snapshot_path.is_not(None)).subquery())
+            )
+            return PruneResult(int(events), int(deliveries or 0), int(snapshots or 0))
+    events = deliveries = snapshots = 0
+    while True:
+        with sessions() as session, session.begin():
+            rows = session.execute(
+                select(StreamEvent.id, StreamEvent.snapshot_path)
+                .where(StreamEvent.created_at < before)
+                .order_by(StreamEvent.id)
+                .limit(BATCH)
+            ).all()
+            if not rows:
+                break
+            ids = [row.id for row in rows]
+            deliveries += session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids))).rowcount
+            events += session.execute(delete(StreamEvent).where(StreamEvent.id.in_(ids))).rowcount
+        for row in rows:  # after the commit: no stored event can point at a removed file
+            if row.snapshot_path:
+                Path(row.snapshot_path).unlink(missing_ok=True)
+                snapshots += 1
+    if events:
+        with sessions() as session, session.begin():
+            audit.record(session, None, "events.prune", before=before.isoformat(), events=events, deliveries=deliveries)
+    return PruneResult(events, deliveries, snapshots)
+
+
+class EventRetention:
+    """Prunes events older than ``days`` at start and then every hour, on a background thread."""
+
+    def __init__(self, sessions: sessionmaker[Session], days: float, interval_s: float = SWEEP_INTERVAL_S) -> None:
+        self._sessions = sessions
+        self._days = days
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="event-retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = prune_events(self._sessions, utcnow() - timedelta(days=self._days))
+                if result.events:
+                    log.info(
+                        "event retention: deleted %s events older than %s days (%s deliveries, %s snapshots)",
+                        result.events,
+                        self._days,
+                        result.deliveries,
+                        result.snapshots,
+                    )
+            except Exception:  # the database may be briefly unreachable; the next sweep tries again
+                log.exception("event retention: pruning failed")
+            self._stop.wait(self._interval_s)
