@@ -220,13 +220,34 @@ class WebhookDispatcher:
             ]
 
     def _attempt(self, delivery_id: int) -> None:
-        """Send one claimed delivery and record the answer; errors are logged, the claim then expires."""
+        """Send one claimed delivery and record the answer.
+
+        An unexpected error (say the event cannot be rendered) counts as a failed attempt, so a
+        delivery that always fails that way ends ``failed`` after the maximum number of attempts
+        instead of being retried forever. If even that cannot be recorded (the database is
+        unreachable), the claim expires and the attempt is made again, uncounted.
+        """
         try:
             attempt = self._prepare(delivery_id)
             if attempt is not None:
                 self._record(attempt, self._send(attempt))
-        except Exception:
-            log.exception("webhook delivery %s: attempt failed unexpectedly; it will be retried", delivery_id)
+        except Exception as error:
+            log.exception("webhook delivery %s: attempt failed unexpectedly", delivery_id)
+            try:
+                self._record_internal_error(delivery_id, error)
+            except Exception:
+                log.exception("webhook delivery %s: could not record the failure; it will be retried", delivery_id)
+
+    def _record_internal_error(self, delivery_id: int, error: Exception) -> None:
+        with self._sessions() as session:
+            done = session.scalar(
+                select(WebhookDelivery.attempts).where(
+                    WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending"
+                )
+            )
+        if done is not None:
+            message = f"internal error: {type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            self._record(_Attempt(delivery_id, done + 1, url="", secret="", body=b""), _Outcome(None, message, 0))
 
     def _prepare(self, delivery_id: int) -> _Attempt | None:
         """What to send, read now: the webhook's current URL and secret, the event as clients see it."""

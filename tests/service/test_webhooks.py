@@ -306,6 +306,27 @@ def test_endpoint_that_never_succeeds_fails_after_max_attempts(sessions: Session
     assert all(e["ms"] < 1400 for e in by_hook["slow"].log)
 
 
+def test_an_attempt_that_raises_counts_and_fails_in_the_end(
+    sessions: Sessions, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A delivery whose preparation always raises (a bug, a row it cannot render) is not retried forever."""
+
+    def broken_payload(*_: object) -> dict:
+        raise RuntimeError("cannot render this event")
+
+    monkeypatch.setattr("service.streams.webhooks.event_payload", broken_payload)
+    stream = add_stream(sessions)
+    with Receiver() as receiver, dispatcher(sessions, database_url, webhook_max_attempts=2) as d:
+        add_webhook(sessions, receiver.url)
+        add_event(sessions, stream)
+        assert d.deliver_due() == 1 and d.deliver_due() == 1
+        assert d.deliver_due() == 0
+        assert receiver.requests == []
+    (delivery,) = deliveries(sessions)
+    assert delivery.status == "failed" and delivery.attempts == 2 and len(delivery.log) == 2
+    assert delivery.last_error == "internal error: RuntimeError: cannot render this event"
+
+
 def test_disabled_or_deleted_webhook_drops_its_deliveries(sessions: Sessions, database_url: str):
     stream = add_stream(sessions)
     with Receiver() as receiver, dispatcher(sessions, database_url) as d:
