@@ -27,11 +27,12 @@ from service.api.schemas_webhooks import (
 )
 from service.auth import Principal
 from service.db import audit
-from service.db.tables import Stream, Webhook, WebhookDelivery, new_id
-from service.errors import NotFoundError
+from service.db.tables import Stream, Webhook, WebhookDelivery, new_id, utcnow
+from service.errors import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 WebhookId = Annotated[str, Path(min_length=1, max_length=36, description="the webhook's id")]
+DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="the delivery's id")]
 
 
 def _webhook_out(row: Webhook) -> WebhookOut:
@@ -164,3 +165,46 @@ def list_deliveries(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit).offset(offset))
     return DeliveryPage(items=[_delivery_out(r) for r in rows], total=int(total), limit=limit, offset=offset)
+
+
+@router.post("/{webhook_id}/secret", response_model=WebhookCreated, responses=ERROR_RESPONSES)
+def rotate_secret(
+    webhook_id: WebhookId, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+) -> WebhookCreated:
+    """Replace the signing secret (after a leak, or on a schedule); the answer shows the new one, once.
+
+    Every request from now on, retries of earlier events included, is signed with the new secret.
+    """
+    webhook = get_or_404(session, Webhook, webhook_id, "webhook")
+    webhook.secret = secrets.token_urlsafe(32)
+    audit.record(session, principal.key_id, "webhook.rotate_secret", f"webhook:{webhook.id}")
+    session.commit()
+    return WebhookCreated(**_webhook_out(webhook).model_dump(), secret=webhook.secret)
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/retry", response_model=DeliveryOut, responses=ERROR_RESPONSES)
+def retry_delivery(
+    webhook_id: WebhookId,
+    delivery_id: DeliveryId,
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+) -> DeliveryOut:
+    """Send a failed delivery again (once its endpoint is fixed): a fresh round of attempts, due now.
+
+    The log keeps the earlier round's attempts; the new ones are numbered from 1 again.
+    """
+    webhook = get_or_404(session, Webhook, webhook_id, "webhook")
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.webhook_id != webhook.id:
+        raise NotFoundError(f"webhook {webhook_id} has no delivery {delivery_id}", code="delivery_not_found")
+    if delivery.status != "failed":
+        raise ConflictError(
+            f"delivery {delivery_id} is {delivery.status}; only a failed one is retried", code="delivery_not_failed"
+        )
+    if not webhook.enabled:
+        raise ConflictError(f"webhook {webhook_id} is disabled; enable it first", code="webhook_disabled")
+    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    delivery.claimed_until = None
+    audit.record(session, principal.key_id, "webhook.retry_delivery", f"webhook:{webhook.id}", delivery=delivery_id)
+    session.commit()
+    return _delivery_out(delivery)

@@ -98,6 +98,8 @@ def _matrix_cases(ids: dict[str, str]) -> list[tuple[str, str, str, dict]]:
         ("GET", f"/v1/webhooks/{hook_id}", "admin", {}),
         ("PATCH", f"/v1/webhooks/{hook_id}", "admin", {"json": {"description": "renamed"}}),
         ("GET", f"/v1/webhooks/{hook_id}/deliveries", "admin", {}),
+        ("POST", f"/v1/webhooks/{hook_id}/deliveries/999999/retry", "admin", {}),
+        ("POST", f"/v1/webhooks/{hook_id}/secret", "admin", {}),
         ("DELETE", f"/v1/webhooks/{hook_id}", "admin", {}),
         ("DELETE", f"/v1/streams/{stream_id}", "admin", {}),
         ("DELETE", f"/v1/subjects/{subject_id}", "enroll", {}),

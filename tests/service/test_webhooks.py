@@ -419,7 +419,7 @@ def test_background_dispatcher_is_not_stalled_by_a_hanging_endpoint(sessions: Se
 @pytest.fixture(scope="module", params=DATABASES)
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path):
     folder = tmp_path_factory.mktemp(f"webhooks-{request.param}")
-    env = {"GAITID_WEBHOOK_TIMEOUT_SECONDS": "2"}
+    env = {"GAITID_WEBHOOK_TIMEOUT_SECONDS": "2", "GAITID_WEBHOOK_MAX_ATTEMPTS": "2"}
     with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, env) as server:
         engine = make_engine(url)
         try:
@@ -564,6 +564,65 @@ def test_running_server_delivers_signed_events(api: tuple[ServerProcess, Session
         assert delivery["status"] == "delivered" and delivery["attempts"] == 1 and delivery["next_attempt_at"] is None
         assert [(e["attempt"], e["status_code"], e["error"]) for e in delivery["log"]] == [(1, 200, None)]
         assert admin.get(path, params={"status": "pending"}).json()["total"] == 0
+
+
+def test_failed_delivery_is_retried_on_request_signed_with_a_rotated_secret(
+    api: tuple[ServerProcess, Sessions], keys: dict[str, str]
+):
+    server, sessions = api
+    stream = add_stream(sessions, "gate")
+    with Receiver(statuses=(500, 500, 200)) as receiver, server.client(keys["admin"], timeout=30) as admin:
+        webhook = admin.post("/v1/webhooks", json={"url": receiver.url, "stream_id": stream}).json()
+        hook_path = f"/v1/webhooks/{webhook['id']}"
+        add_event(sessions, stream)
+        failed = eventually(
+            lambda: admin.get(f"{hook_path}/deliveries", params={"status": "failed"}).json()["items"],
+            15,
+            "the delivery to fail after GAITID_WEBHOOK_MAX_ATTEMPTS=2",
+        )[0]
+        assert len(receiver.requests) == 2
+        assert_signed(receiver.requests[0], webhook["secret"])
+        retry = f"{hook_path}/deliveries/{failed['id']}/retry"
+
+        admin.patch(hook_path, json={"enabled": False})
+        _error(admin.post(retry), 409, "webhook_disabled")
+        admin.patch(hook_path, json={"enabled": True})
+        rotated = admin.post(f"{hook_path}/secret")
+        assert rotated.status_code == 200, rotated.text
+        new_secret = rotated.json()["secret"]
+        assert len(new_secret) >= 40 and new_secret != webhook["secret"]
+        assert "secret" not in admin.get(hook_path).json()
+
+        retried = admin.post(retry)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "pending" and retried.json()["attempts"] == 0
+        third = receiver.wait_for(3, timeout_s=15)[2]
+        assert third.headers["x-gaitid-delivery"] == str(failed["id"])
+        assert_signed(third, new_secret)
+        signature = third.headers["x-gaitid-signature"]
+        assert not verify(webhook["secret"], third.headers["x-gaitid-timestamp"], third.body, signature)
+        delivered = eventually(
+            lambda: admin.get(f"{hook_path}/deliveries", params={"status": "delivered"}).json()["items"], 10, "delivery"
+        )[0]
+        assert [(e["attempt"], e["status_code"]) for e in delivered["log"]] == [(1, 500), (2, 500), (1, 200)]
+        _error(admin.post(retry), 409, "delivery_not_failed")
+
+        other = admin.post("/v1/webhooks", json={"url": receiver.url}).json()
+        _error(admin.post(f"/v1/webhooks/{other['id']}/deliveries/{failed['id']}/retry"), 404, "delivery_not_found")
+        _error(admin.post(f"{hook_path}/deliveries/999999/retry"), 404, "delivery_not_found")
+        _error(admin.post(f"{hook_path}/deliveries/0/retry"), 422, "invalid_request")
+        missing = "00000000-0000-0000-0000-000000000000"
+        _error(admin.post(f"/v1/webhooks/{missing}/secret"), 404, "webhook_not_found")
+        with server.client(keys["read"], timeout=30) as reader:
+            _error(reader.post(f"{hook_path}/secret"), 403, "forbidden")
+            _error(reader.post(retry), 403, "forbidden")
+        for hook in (webhook["id"], other["id"]):
+            admin.delete(f"/v1/webhooks/{hook}")
+    with sessions() as session:
+        audited = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == f"webhook:{webhook['id']}").order_by(AuditEntry.id)
+        ).all()
+    assert audited[-3:] == ["webhook.rotate_secret", "webhook.retry_delivery", "webhook.delete"]
 
 
 # --- retention ---------------------------------------------------------------------------------
