@@ -51,6 +51,7 @@ def _document(
     provenance: Provenance,
     seed: int,
     parameters: int,
+    started_from: str | None,
 ) -> str:
     lines = [
         f"# Model card: {name}@{version}",
@@ -60,6 +61,11 @@ def _document(
         f"- Training data: {provenance.data}.",
         f"- Trained with: `{provenance.command}` (configuration `{provenance.config}`, seed {seed}), "
         f"{iteration} iterations, on {provenance.trained_on}.",
+        *(
+            [f"- Started from: `{started_from}` (an earlier stage's weights; its config and card say how it was made)."]
+            if started_from
+            else []
+        ),
         f"- Evaluated with: `gaitid evaluate --dataset casia-b --subjects {evaluation['subjects']}` "
         f"({evaluation['sequences']} sequences, {evaluation['embedder']}, {evaluation['seconds']:.0f} s).",
         "",
@@ -126,6 +132,7 @@ def publish(
         provenance,
         int(training.get("seed", 0)),
         parameters,
+        training.get("init_weights"),
     )
     (output_dir / f"{name}.md").write_text(document)
     return output_dir / f"{name}.yaml"

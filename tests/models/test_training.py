@@ -99,3 +99,53 @@ def test_unknown_config_keys_are_refused(tmp_path):
     bad.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "\nlearning_rate: 3\n")
     with pytest.raises(ModelError, match="unknown keys learning_rate"):
         load_train_config(bad)
+
+
+@pytest.mark.slow
+def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config, tmp_path: Path):
+    """The path a new default takes: checkpoint → ``gaitid evaluate`` → ``gaitid models publish`` → the registry."""
+    import json
+
+    import yaml
+
+    from tests.conftest import run_cli
+
+    trainer = Trainer(smoke_config, log=_quiet)
+    trainer.iteration = 40
+    checkpoint = trainer.save()
+    report = tmp_path / "eval.json"
+    evaluated = run_cli(
+        "evaluate", "--dataset", "casia-b", "--data", str(CASIA_B), "--subjects", "075-076",
+        "--checkpoint", str(checkpoint), "--arch", "gaitbase", "--cache-dir", str(tmp_path / "cache"),
+        "--json", str(report),
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    evaluation = json.loads(report.read_text())
+    assert {"NM", "BG", "CL"} <= set(evaluation) and set(evaluation["open_set"]) == {"far_1e-2", "far_1e-3"}
+
+    stage = tmp_path / "stage2.yaml"
+    stage.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "init_weights: runs/stage1/last.pt\nseed: 5\n")
+    out = tmp_path / "published"
+    published = run_cli(
+        "models", "publish", "mini", "--checkpoint", str(checkpoint), "--arch", "gaitbase", "--version", "7",
+        "--evaluation", str(report), "--config", str(stage), "--trained-on", "a test CPU, 1 s",
+        "--output-dir", str(out),
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+
+    card = yaml.safe_load((out / "mini.yaml").read_text())
+    assert card["version"] == "7" and card["config"]["channels"] == [8, 16, 32, 64]
+    for point, values in evaluation["open_set"].items():
+        assert card["thresholds"][point] == pytest.approx(values["threshold"], abs=1e-6)
+    assert card["description"] == (
+        f"CASIA-B rank-1 NM/BG/CL {evaluation['NM']:.1f}/{evaluation['BG']:.1f}/{evaluation['CL']:.1f}"
+    )
+    document = (out / "mini.md").read_text()
+    assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
+    assert f"**{evaluation['metrics']['euclidean']['means']['CL']:.2f}**" in document
+    weights = torch.load(out / "mini.pt", weights_only=True)
+    assert weights["iteration"] == 40
+    assert all(v.dtype == torch.float16 for v in weights["model"].values() if v.is_floating_point())
+
+    listed = run_cli("models", "list", env={"GAITID_MODELS_DIR": str(out)})
+    assert listed.returncode == 0 and "mini" in listed.stdout, listed.stdout + listed.stderr
