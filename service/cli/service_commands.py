@@ -101,14 +101,15 @@ def _cmd_events(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from service.db.tables import utcnow
-    from service.streams.retention import prune_events
+    from service.streams.retention import count_prunable, prune_events
 
     if args.older_than < 0:
         raise CliInputError("--older-than must be 0 or more days", code="bad_option")
     url = load_settings().database_url
     require_migrated(url)
     before = utcnow() - timedelta(days=args.older_than)
-    result = prune_events(make_session_factory(make_engine(url)), before, dry_run=args.dry_run)
+    sessions = make_session_factory(make_engine(url))
+    result = count_prunable(sessions, before) if args.dry_run else prune_events(sessions, before)
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {result.events} events created before {before:%Y-%m-%d %H:%M} UTC, "

@@ -33,19 +33,22 @@ class PruneResult:
     snapshots: int
 
 
-def prune_events(sessions: sessionmaker[Session], before: datetime, *, dry_run: bool = False) -> PruneResult:
-    """Delete events created before ``before`` (and their deliveries and snapshot files); ``dry_run`` only counts."""
-    if dry_run:
-        with sessions() as session:
-            old = select(StreamEvent.id).where(StreamEvent.created_at < before)
-            events = session.scalar(select(func.count()).select_from(old.subquery())) or 0
-            deliveries = session.scalar(
-                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.event_id.in_(old))
-            )
-            snapshots = session.scalar(
-                select(func.count()).select_from(old.where(StreamEvent.snapshot_path.is_not(None)).subquery())
-            )
-            return PruneResult(int(events), int(deliveries or 0), int(snapshots or 0))
+def count_prunable(sessions: sessionmaker[Session], before: datetime) -> PruneResult:
+    """What :func:`prune_events` would delete now, counted without deleting (``--dry-run``)."""
+    with sessions() as session:
+        old = select(StreamEvent.id).where(StreamEvent.created_at < before)
+        events = session.scalar(select(func.count()).select_from(old.subquery()))
+        deliveries = session.scalar(
+            select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.event_id.in_(old))
+        )
+        snapshots = session.scalar(
+            select(func.count()).select_from(old.where(StreamEvent.snapshot_path.is_not(None)).subquery())
+        )
+    return PruneResult(int(events or 0), int(deliveries or 0), int(snapshots or 0))
+
+
+def prune_events(sessions: sessionmaker[Session], before: datetime) -> PruneResult:
+    """Delete events created before ``before``, with their deliveries and snapshot files; returns the counts."""
     events = deliveries = snapshots = 0
     while True:
         with sessions() as session, session.begin():
