@@ -47,6 +47,11 @@ def _webhook_out(row: Webhook) -> WebhookOut:
     )
 
 
+def _with_secret(row: Webhook) -> WebhookCreated:
+    """The answer that shows the signing secret: on creation and on rotation, never otherwise."""
+    return WebhookCreated(**_webhook_out(row).model_dump(), secret=row.secret)
+
+
 def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
     return DeliveryOut(
         id=row.id,
@@ -98,7 +103,7 @@ def create_webhook(
     except IntegrityError:  # the stream was deleted between the check and the commit
         session.rollback()
         raise _stream_not_found(str(body.stream_id)) from None
-    return WebhookCreated(**_webhook_out(row).model_dump(), secret=row.secret)
+    return _with_secret(row)
 
 
 @router.get("", response_model=WebhookPage, responses=ERROR_RESPONSES)
@@ -179,7 +184,7 @@ def rotate_secret(
     webhook.secret = secrets.token_urlsafe(32)
     audit.record(session, principal.key_id, "webhook.rotate_secret", f"webhook:{webhook.id}")
     session.commit()
-    return WebhookCreated(**_webhook_out(webhook).model_dump(), secret=webhook.secret)
+    return _with_secret(webhook)
 
 
 @router.post("/{webhook_id}/deliveries/{delivery_id}/retry", response_model=DeliveryOut, responses=ERROR_RESPONSES)

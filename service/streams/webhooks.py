@@ -230,7 +230,7 @@ class WebhookDispatcher:
         try:
             attempt = self._prepare(delivery_id)
             if attempt is not None:
-                self._record(attempt, self._send(attempt))
+                self._record(attempt.delivery_id, attempt.number, self._send(attempt))
         except Exception as error:
             log.exception("webhook delivery %s: attempt failed unexpectedly", delivery_id)
             try:
@@ -247,7 +247,7 @@ class WebhookDispatcher:
             )
         if done is not None:
             message = f"internal error: {type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
-            self._record(_Attempt(delivery_id, done + 1, url="", secret="", body=b""), _Outcome(None, message, 0))
+            self._record(delivery_id, done + 1, _Outcome(None, message, 0))
 
     def _prepare(self, delivery_id: int) -> _Attempt | None:
         """What to send, read now: the webhook's current URL and secret, the event as clients see it."""
@@ -291,11 +291,11 @@ class WebhookDispatcher:
             status_code, error = None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return _Outcome(status_code, error, round((time.monotonic() - started) * 1000))
 
-    def _record(self, attempt: _Attempt, outcome: _Outcome) -> None:
+    def _record(self, delivery_id: int, number: int, outcome: _Outcome) -> None:
         """Store the attempt in the delivery's log and decide: delivered, retried later, or failed for good."""
         now = utcnow()
         entry = {
-            "attempt": attempt.number,
+            "attempt": number,
             "at": now.isoformat(),
             "status_code": outcome.status_code,
             "error": outcome.error,
@@ -303,44 +303,42 @@ class WebhookDispatcher:
             "by": self.owner,
         }
         values: dict[str, object] = {
-            "attempts": attempt.number,
+            "attempts": number,
             "last_status_code": outcome.status_code,
             "last_error": outcome.error,
             "claimed_until": None,
         }
         if outcome.delivered:
             values.update(status="delivered", delivered_at=now)
-        elif attempt.number >= self._max_attempts:
+        elif number >= self._max_attempts:
             values.update(status="failed")
-            log.warning(
-                "webhook delivery %s failed after %s attempts: %s", attempt.delivery_id, attempt.number, outcome.error
-            )
+            log.warning("webhook delivery %s failed after %s attempts: %s", delivery_id, number, outcome.error)
         else:
-            delay = retry_delay(attempt.number, self._base_backoff_s, self._max_backoff_s)
+            delay = retry_delay(number, self._base_backoff_s, self._max_backoff_s)
             values.update(next_attempt_at=now + timedelta(seconds=delay))
             log.info(
                 "webhook delivery %s attempt %s: %s; retry in %.1f s",
-                attempt.delivery_id,
-                attempt.number,
+                delivery_id,
+                number,
                 outcome.error,
                 delay,
             )
         with self._sessions() as session, session.begin():
-            previous = session.scalar(select(WebhookDelivery.log).where(WebhookDelivery.id == attempt.delivery_id))
+            previous = session.scalar(select(WebhookDelivery.log).where(WebhookDelivery.id == delivery_id))
             # a new list: the row is updated as a whole, never a JSON value mutated in place
             values["log"] = [*(previous or []), entry]
             recorded = session.execute(
                 update(WebhookDelivery)
                 .where(
-                    WebhookDelivery.id == attempt.delivery_id,
+                    WebhookDelivery.id == delivery_id,
                     WebhookDelivery.status == "pending",
-                    WebhookDelivery.attempts == attempt.number - 1,
+                    WebhookDelivery.attempts == number - 1,
                 )
                 .values(**values)
             ).rowcount
         if not recorded:  # deleted with its webhook meanwhile, or an expired claim let another process record it
             log.info(
                 "webhook delivery %s attempt %s: not recorded, the delivery changed meanwhile",
-                attempt.delivery_id,
-                attempt.number,
+                delivery_id,
+                number,
             )

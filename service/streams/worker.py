@@ -171,7 +171,8 @@ class StreamWorker:
     def _identify(self, track: LiveTrack, item: LiveFrame | None) -> None:
         """Embed the track, search the gallery, and emit an event when the answer is new.
 
-        ``item`` is the frame the track was last seen in, for the snapshot (None: no frame to hand).
+        ``item`` is the frame that completed the identification, for the latency statistic (None: a
+        track that ended with no frame at hand). The snapshot comes from the track's own latest frame.
         """
         recognizer = self.ctx.recognizer
         embedding = recognizer.embed([track.silhouettes()])[0]
