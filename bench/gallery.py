@@ -22,13 +22,15 @@ import faiss
 import numpy as np
 
 from bench.report import BenchReport
+from models.matching import MatchingTransform
 from service.cli.errors import CliInputError
 from service.gallery.index import INDEX_KINDS, GalleryIndex, IndexConfig
 from service.gallery.synthetic import SyntheticGallery
-from service.gallery.vectors import DIM, gallery_vectors
+from service.gallery.vectors import DIM
 
 _CHUNK = 20_000  # entries generated at a time: ~330 MB of float32 vectors
 _K = 10
+_IDENTITY = MatchingTransform()
 
 
 def _rss_bytes() -> int:
@@ -68,7 +70,7 @@ def _build(index: GalleryIndex, gallery: SyntheticGallery, label: str, exact: _E
     """Fill ``index`` chunk by chunk; returns the seconds spent inside the index."""
     seconds, shown = 0.0, time.perf_counter()
     for ids, embeddings in gallery.chunks(_CHUNK):
-        vectors = gallery_vectors(embeddings)
+        vectors = _IDENTITY.vectors(embeddings)
         del embeddings
         if exact is not None:
             exact.update(ids, vectors)
@@ -125,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     for size in sizes:
         gallery = SyntheticGallery(size, seed=args.seed)
         _, query_embeddings = gallery.queries(args.queries, seed=args.seed + 1)
-        queries = gallery_vectors(query_embeddings)
+        queries = _IDENTITY.vectors(query_embeddings)
         queries @ queries.T  # the first BLAS call allocates its buffers: keep them out of the first row's GB
         exact, pending = _Exact.start(queries), True  # filled during the first build
         for kind in kinds:

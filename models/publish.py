@@ -12,13 +12,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from models.architectures import config_to_dict
 from models.checkpoint import load_model, read_checkpoint
+from models.matching import MatchingTransform
 
 CONDITIONS = ("NM", "BG", "CL")
+_TRANSFORM_SUFFIX = ".transform.npz"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def _document(
     seed: int,
     parameters: int,
     started_from: str | None,
+    clips: dict[str, Any] | None,
 ) -> str:
     lines = [
         f"# Model card: {name}@{version}",
@@ -74,17 +78,111 @@ def _document(
     ]
     for metric in evaluation["metrics"]:
         lines += [f"{metric}:", "", *_table(evaluation["metrics"], metric), ""]
+    lines += _matching_section(evaluation)
     lines += [
         "## Open-set thresholds (the service's `unknown` decision)",
         "",
-        "| operating point | similarity ≥ | false accepts | true accepts |",
+        "| operating point | threshold | false accepts | true accepts |",
         "|---|---|---|---|",
     ]
     for point, values in evaluation["open_set"].items():
+        scale = values.get("scale", "similarity")
         lines.append(
-            f"| {point} | {values['threshold']:.6f} | {100 * values['far']:.2f}% | {100 * values['tar']:.2f}% |"
+            f"| {point} | {scale} ≥ {values['threshold']:.6f} | {100 * values['far']:.2f}% | "
+            f"{100 * values['tar']:.2f}% |"
         )
+    if clips is not None:
+        lines += ["", *_clips_section(clips)]
     return "\n".join(lines) + "\n"
+
+
+def _matching_section(evaluation: dict[str, Any]) -> list[str]:
+    """How scores are made and what the confidence means, with the calibration's check on the test split."""
+    fitted, calibration = evaluation.get("matching_fit"), evaluation.get("calibration")
+    if calibration is None:
+        return ["## Matching", "", "Mean per-part cosine similarity of the raw embedding; no calibration.", ""]
+    centred = fitted is not None and fitted.get("mean") is not None
+    lines = [
+        "## Matching and calibration",
+        "",
+        (
+            f"- Matching transform: the mean embedding of {fitted['sequences']} sequences of CASIA-B "
+            f"{fitted['subjects']} (the training split) is subtracted before the per-part normalisation "
+            f"(`{_TRANSFORM_SUFFIX.lstrip('.')}` beside this card)."
+            if centred
+            else "- Matching transform: none (raw embedding)."
+        ),
+        f"- Confidence = 1 / (1 + exp(-({calibration['slope']:.4f} × similarity + {calibration['intercept']:.4f}))): "
+        "the probability of the same person under a 50/50 prior, fitted by logistic regression on "
+        + (f"{fitted['pairs']:,} training-split pairs." if fitted else "training-split pairs."),
+        f"- Checked on the test split's {calibration['pairs']:,} protocol pairs (probes against nm-01..04 across "
+        f"views, both classes weighted equally): expected calibration error **{calibration['ece']:.4f}**.",
+        "",
+        "| confidence | share of pairs | mean confidence | same person |",
+        "|---|---|---|---|",
+    ]
+    for row in calibration["reliability"]:
+        lines.append(
+            f"| {row['low']:.1f}–{row['high']:.1f} | {row['pairs']:.3f} | {row['mean_confidence']:.3f} | "
+            f"{row['same_rate']:.3f} |"
+        )
+    return [*lines, ""]
+
+
+def _clips_section(clips: dict[str, Any]) -> list[str]:
+    """The real-clip protocol's result (``gaitid evaluate --dataset clips``)."""
+    summary = clips["summary"]
+    lines = [
+        "## Real clips (`gaitid evaluate --dataset clips`, configs/clips_protocol.yaml)",
+        "",
+        f"Top-1 right for {summary['top1_right']} of {summary['appearances']} probe appearances "
+        f"({summary['found']} with a usable track).",
+        "",
+        "| clip | person | top-1 | genuine confidence / similarity | best other | decisions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in clips["appearances"]:
+        if a["track"] is None:
+            lines.append(f"| {a['clip']} | {a['person']} | no usable track | | | |")
+            continue
+        genuine, other = a["genuine"] or {}, a["best_impostor"]
+        decisions = "; ".join(f"{k}: {v}" for k, v in a["decisions"].items())
+        lines.append(
+            f"| {a['clip']} | {a['person']} | {a['top1']} | {_scores(genuine)} | {other['subject']} "
+            f"{_scores(other)} | {decisions} |"
+        )
+    lines += [
+        "",
+        "| operating point | decisions right | false matches | open set: removed → unknown | others changed |",
+    ]
+    lines.append("|---|---|---|---|---|")
+    for name, point in summary.items():
+        if isinstance(point, dict):
+            lines.append(
+                f"| {name} | {point['decision_right']}/{summary['appearances']} | {point['false_matches']} | "
+                f"{point['open_set_removed_unknown']} | {point['open_set_others_changed']} |"
+            )
+    return lines
+
+
+def _scores(scores: dict[str, Any]) -> str:
+    if not scores:
+        return "-"
+    confidence = "-" if scores.get("confidence") is None else f"{scores['confidence']:.3f}"
+    return f"{confidence} / {scores['similarity']:.4f}"
+
+
+def _matching_fields(evaluation: dict[str, Any], name: str, output_dir: Path) -> dict[str, Any]:
+    """The card's ``transform`` (file written here) and ``calibration`` entries, from the evaluation."""
+    fields: dict[str, Any] = {}
+    mean = (evaluation.get("matching_fit") or {}).get("mean")
+    if mean is not None:
+        MatchingTransform(np.asarray(mean, dtype=np.float32)).save(output_dir / f"{name}{_TRANSFORM_SUFFIX}")
+        fields["transform"] = f"{name}{_TRANSFORM_SUFFIX}"
+    calibration = evaluation.get("calibration")
+    if calibration is not None:
+        fields["calibration"] = {"slope": calibration["slope"], "intercept": calibration["intercept"]}
+    return fields
 
 
 def publish(
@@ -95,12 +193,16 @@ def publish(
     evaluation_json: Path,
     provenance: Provenance,
     output_dir: Path,
+    clips_json: Path | None = None,
 ) -> Path:
-    """Write ``<name>.pt``, ``<name>.yaml`` and ``<name>.md`` into ``output_dir``; returns the card path.
+    """Write ``<name>.pt``, ``<name>.yaml``, ``<name>.md`` (and ``<name>.transform.npz`` when the
+    evaluation fitted a centring) into ``output_dir``; returns the card path.
 
-    The card matches with the features the evaluation was measured with, since its thresholds
-    come from that evaluation."""
+    The card matches with the features, transform and calibration the evaluation was measured
+    with, since its thresholds come from that evaluation. ``clips_json``, a real-clip protocol
+    report of the same weights, goes into the document."""
     evaluation = json.loads(evaluation_json.read_text())
+    clips = json.loads(clips_json.read_text()) if clips_json else None
     model, shape = load_model(arch, checkpoint)
     shape = replace(shape, matching=evaluation.get("matching", "embedding"))
     payload = read_checkpoint(checkpoint)
@@ -117,6 +219,7 @@ def publish(
         "metric": "cosine",
         "config": shape_dict,
         "thresholds": {k: round(float(v["threshold"]), 6) for k, v in evaluation["open_set"].items()},
+        **_matching_fields(evaluation, name, output_dir),
         "description": f"CASIA-B rank-1 NM/BG/CL {evaluation['NM']:.1f}/{evaluation['BG']:.1f}/{evaluation['CL']:.1f}",
         "card": f"{name}.md",
     }
@@ -133,6 +236,7 @@ def publish(
         int(training.get("seed", 0)),
         parameters,
         training.get("init_weights"),
+        clips,
     )
     (output_dir / f"{name}.md").write_text(document)
     return output_dir / f"{name}.yaml"

@@ -15,6 +15,7 @@ import yaml
 
 from models.architectures import ArchConfig, make_config
 from models.errors import ModelError, UnknownModelError
+from models.matching import Calibration, MatchingTransform
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_USER_DIR = Path("var/models")
@@ -36,9 +37,12 @@ class ModelSpec:
     weights: Path
     metric: Metric = "cosine"
     config: ArchConfig | None = None
-    # Open-set similarity thresholds, keyed by the false-accept rate they were chosen for
-    # (e.g. {"far_1e-2": 0.8}); empty for checkpoints nobody calibrated.
+    # Open-set thresholds, keyed by the false-accept rate they were chosen for (e.g. {"far_1e-2": 0.9}):
+    # on the confidence scale when the model has a calibration, else on the similarity; empty for
+    # checkpoints nobody evaluated.
     thresholds: dict[str, float] = field(default_factory=dict)
+    transform: MatchingTransform = field(default_factory=MatchingTransform)
+    calibration: Calibration | None = None
     description: str = ""
     card: Path | None = None
     origin: Literal["bundled", "user"] = "user"
@@ -65,6 +69,7 @@ def _parse_card(path: Path, origin: Literal["bundled", "user"]) -> ModelSpec:
     if metric not in ("cosine", "euclidean"):
         raise ModelError(f"model card {path}: metric must be cosine or euclidean", code="bad_model_card")
     card_doc = raw.get("card")
+    transform = raw.get("transform")
     return ModelSpec(
         name=str(raw.get("name", path.stem)),
         version=str(raw.get("version", "1")),
@@ -73,10 +78,26 @@ def _parse_card(path: Path, origin: Literal["bundled", "user"]) -> ModelSpec:
         metric=metric,
         config=make_config(arch, raw["config"]) if raw.get("config") else None,
         thresholds={str(k): float(v) for k, v in (raw.get("thresholds") or {}).items()},
+        transform=MatchingTransform.load(path.parent / transform) if transform else MatchingTransform(),
+        calibration=_calibration(raw.get("calibration"), path),
         description=str(raw.get("description", "")),
         card=(path.parent / card_doc) if card_doc else None,
         origin=origin,
     )
+
+
+def _calibration(raw: Any, path: Path) -> Calibration | None:
+    if raw is None:
+        return None
+    try:
+        calibration = Calibration(float(raw["slope"]), float(raw["intercept"]))
+    except (TypeError, KeyError, ValueError):
+        raise ModelError(
+            f"model card {path}: calibration needs numbers slope and intercept", code="bad_model_card"
+        ) from None
+    if not calibration.slope > 0:
+        raise ModelError(f"model card {path}: calibration slope must be positive", code="bad_model_card")
+    return calibration
 
 
 def _card_paths(folder: Path) -> list[Path]:

@@ -22,7 +22,7 @@ from pipeline.decode import VideoInfo, is_network_source
 from pipeline.extract import FrameHook, PipelineConfig, PipelineResult, Progress, StageTimes, extract_tracks
 from pipeline.tracks import Track
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every box of a track, not five samples
 
 
 @lru_cache(maxsize=64)
@@ -70,7 +70,7 @@ class TrackCache:
             with np.load(path, allow_pickle=False) as stored:
                 header = json.loads(bytes(stored["header"]).decode())
                 tracks = [
-                    Track(**{**meta, "silhouettes": stored[f"track{i}"], "sample_boxes": _boxes(meta["sample_boxes"])})
+                    Track(**{**meta, "silhouettes": stored[f"track{i}"], "boxes": _boxes(meta["boxes"])})
                     for i, meta in enumerate(header["tracks"])
                 ]
         except (OSError, KeyError, ValueError):  # absent, partial or from another version: run the pipeline

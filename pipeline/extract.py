@@ -15,7 +15,7 @@ from pipeline.decode import DecodeLimits, Frame, VideoInfo, VideoSource
 from pipeline.detect import Detection, DetectorConfig, PersonTracker
 from pipeline.quality import QualityConfig, frame_problem, mask_problem, track_verdict
 from pipeline.segment import OnnxSegmenterConfig, create_segmenter
-from pipeline.tracks import Track, TrackBuilder, sample_boxes, stitch_fragments
+from pipeline.tracks import Track, TrackBuilder, stitch_fragments
 
 STAGES = ("decode", "detect_track", "segment", "normalize")
 
@@ -77,7 +77,7 @@ def finish_track(builder: TrackBuilder, quality: QualityConfig) -> Track:
         seen_frames=builder.seen_frames,
         silhouettes=sils,
         frame_ids=list(builder.frame_ids),
-        sample_boxes=sample_boxes(builder.boxes),
+        boxes=list(builder.boxes),
         problems=dict(builder.problems),
     )
 

@@ -45,7 +45,7 @@ def track_summary(track: Track) -> dict[str, Any]:
         "seen_frames": track.seen_frames,
         "good_frames": track.good_frames,
         "lost_frames": track.problems,
-        "boxes": [{"frame": f, "xyxy": [round(v, 1) for v in box]} for f, box in track.sample_boxes],
+        "boxes": [{"frame": f, "xyxy": [round(v, 1) for v in box]} for f, box in track.sample_boxes()],
     }
 
 

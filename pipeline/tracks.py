@@ -113,19 +113,31 @@ class Track:
     seen_frames: int
     silhouettes: np.ndarray  # uint8 [N, 64, 64]
     frame_ids: list[int]
-    sample_boxes: list[tuple[int, tuple[float, float, float, float]]]
+    boxes: list[tuple[int, tuple[float, float, float, float]]]  # (frame, x1 y1 x2 y2) for every frame seen
     problems: dict[str, int]
 
     @property
     def good_frames(self) -> int:
         return len(self.silhouettes)
 
+    def sample_boxes(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """A few boxes spread over the track, for reports."""
+        if len(self.boxes) <= BOX_SAMPLES:
+            return list(self.boxes)
+        picks = np.linspace(0, len(self.boxes) - 1, BOX_SAMPLES).round().astype(int)
+        return [self.boxes[i] for i in picks]
 
-def sample_boxes(
-    boxes: list[tuple[int, tuple[float, float, float, float]]],
-) -> list[tuple[int, tuple[float, float, float, float]]]:
-    """A few boxes spread over the track, for reports."""
-    if len(boxes) <= BOX_SAMPLES:
-        return list(boxes)
-    picks = np.linspace(0, len(boxes) - 1, BOX_SAMPLES).round().astype(int)
-    return [boxes[i] for i in picks]
+    def time_of(self, frame: int) -> float:
+        """When ``frame`` was shown, interpolated between the track's first and last frame times."""
+        if self.last_frame == self.first_frame:
+            return self.start_s
+        return self.start_s + (frame - self.first_frame) * (self.end_s - self.start_s) / (
+            self.last_frame - self.first_frame
+        )
+
+    def box_near(self, time_s: float, within_s: float = 0.5) -> tuple[float, float, float, float] | None:
+        """The box of the frame closest to ``time_s``, if the track was seen within ``within_s`` of it."""
+        if not self.boxes:
+            return None
+        frame, box = min(self.boxes, key=lambda fb: abs(self.time_of(fb[0]) - time_s))
+        return box if abs(self.time_of(frame) - time_s) <= within_s else None

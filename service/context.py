@@ -27,7 +27,13 @@ class ServiceContext:
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         recognizer = Recognizer(settings)
-        gallery = Gallery(sessions, recognizer.model_key, IndexConfig(exact_max=settings.index_exact_max))
+        gallery = Gallery(
+            sessions,
+            recognizer.model_key,
+            IndexConfig(exact_max=settings.index_exact_max),
+            recognizer.spec.transform,
+            recognizer.spec.calibration,
+        )
         return cls(settings, engine, sessions, recognizer, gallery)
 
     def load(self) -> None:

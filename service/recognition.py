@@ -8,7 +8,6 @@ gallery candidates into ``match`` / ``unknown`` / ``insufficient``.
 import threading
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -24,10 +23,8 @@ from pipeline.detect import DetectorConfig
 from pipeline.extract import PipelineConfig, PipelineResult
 from pipeline.quality import QualityConfig
 from service.errors import UnprocessableError
-from service.gallery.sync import Candidate
 from service.settings import Settings
 
-Decision = Literal["match", "unknown", "insufficient"]
 MAX_ZIP_MEMBERS = MAX_FRAMES
 
 
@@ -47,20 +44,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    decision: Decision
-    subject_id: str | None
-    score: float | None
-
-
-def decide(candidates: list[Candidate], threshold: float) -> Verdict:
-    """``match`` when the best subject's similarity reaches the threshold, else ``unknown``."""
-    if candidates and candidates[0].score >= threshold:
-        return Verdict("match", candidates[0].subject_id, candidates[0].score)
-    return Verdict("unknown", None, candidates[0].score if candidates else None)
-
-
 class Recognizer:
     """The loaded gait model plus the pipeline settings; shared by every job of a process."""
 
@@ -75,6 +58,11 @@ class Recognizer:
     @property
     def model_key(self) -> str:
         return self.spec.key
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether answers carry a confidence and thresholds are on that 0..1 scale (else on the similarity)."""
+        return self.spec.calibration is not None
 
     def threshold(self, override: float | None = None) -> float:
         """The open-set threshold: the request's, else the settings', else the model card's."""

@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, description="runs of a job interrupted by crashes before it fails")
     max_wait_seconds: float = Field(300.0, ge=0, description="longest ?wait= a request may ask for")
     match_threshold: float | None = Field(
-        None, ge=-1, le=1, description="similarity above which a track matches; default from the model card"
+        None,
+        ge=-1,
+        le=1,
+        description="confidence (similarity for uncalibrated models) needed for a match; default: the card's",
     )
     threshold_far: str = Field("far_1e-2", description="which model-card threshold to use (far_1e-2 or far_1e-3)")
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per track")

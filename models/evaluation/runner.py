@@ -12,13 +12,27 @@ from models.data.casia_b import SilhouetteDataset, iter_subject_range
 from models.data.records import SequenceRecord
 from models.embedder import MIN_FRAMES, Embedder
 from models.errors import ModelError
-from models.evaluation.casia_b import GALLERY_CONDITIONS, PROBE_CONDITIONS, SequenceLabel, casia_b_rank1
-from models.evaluation.distances import cosine_similarity_matrix, distance_matrix
+from models.evaluation.casia_b import (
+    GALLERY_CONDITIONS,
+    PROBE_CONDITIONS,
+    SequenceLabel,
+    casia_b_rank1,
+    protocol_pairs,
+)
+from models.evaluation.distances import distance_matrix
 from models.evaluation.open_set import open_set_thresholds
 from models.evaluation.retrieval import retrieval_scores
+from models.matching import (
+    Calibration,
+    MatchingTransform,
+    centring_transform,
+    fit_calibration,
+    reliability,
+)
 
 Progress = Callable[[int, int], None]
 EMBED_CHUNK = 64
+FIT_SEQUENCES_PER_SUBJECT = 24  # enough for a stable mean and calibration; a fraction of the split's cost
 
 
 def embeddable(sils: np.ndarray) -> np.ndarray:
@@ -39,6 +53,44 @@ def embed_records(
     return np.concatenate(chunks)
 
 
+def _labels(records: Sequence[SequenceRecord]) -> list[SequenceLabel]:
+    return [SequenceLabel(r.subject, r.condition, r.view) for r in records]
+
+
+def fit_matching(
+    embedder: Embedder,
+    data_root: Path,
+    subjects: str = "001-074",
+    centre: bool = True,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[MatchingTransform, Calibration, dict[str, Any]]:
+    """The matching transform and calibration of a model, from its *training* split.
+
+    A fixed sample of each subject's sequences (seed 0) is embedded; the transform centres on
+    their mean and the calibration is fitted on their protocol pairs (probes against nm-01..04
+    across views), the same kind of comparison the test split is scored on.
+    """
+    records = _load_split(data_root, subjects, cache_dir)
+    rng = np.random.default_rng(0)
+    by_subject: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_subject.setdefault(record.subject, []).append(index)
+    chosen = sorted(
+        i
+        for indices in by_subject.values()
+        for i in rng.choice(indices, size=min(FIT_SEQUENCES_PER_SUBJECT, len(indices)), replace=False)
+    )
+    sample = [records[i] for i in chosen]
+    embeddings = embed_records(embedder, sample, progress)
+    transform = centring_transform(embeddings) if centre else MatchingTransform()
+    vectors = transform.vectors(embeddings)
+    similarity, same = protocol_pairs(lambda p, g: vectors[p] @ vectors[g].T, _labels(sample))
+    calibration = fit_calibration(similarity, same)
+    facts = {"subjects": subjects, "sequences": len(sample), "pairs": len(same), "centred": centre}
+    return transform, calibration, facts
+
+
 def _load_split(data_root: Path, subjects: str, cache_dir: Path | None) -> list[SequenceRecord]:
     first, _, last = subjects.partition("-")
     dataset = SilhouetteDataset(data_root, cache_dir)
@@ -54,19 +106,30 @@ def evaluate_casia_b(
     subjects: str = "075-124",
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    transform: MatchingTransform | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
-    """The CASIA-B protocol with both metrics, plus open-set thresholds; JSON-ready."""
+    """The CASIA-B protocol, JSON-ready: rank-1 with OpenGait's Euclidean distance on the raw
+    embedding and with the service's matching (cosine after ``transform``); open-set thresholds on
+    the ``calibration``'s confidence (on the similarity without one); and, with a calibration, its
+    expected calibration error and reliability table on the test split's protocol pairs."""
     started = time.perf_counter()
+    transform = transform or MatchingTransform()
     records = _load_split(data_root, subjects, cache_dir)
     embeddings = embed_records(embedder, records, progress)
-    labels = [SequenceLabel(r.subject, r.condition, r.view) for r in records]
-    results = {metric: casia_b_rank1(embeddings, labels, metric) for metric in ("euclidean", "cosine")}
+    labels = _labels(records)
+    centred = embeddings if transform.mean is None else embeddings - transform.mean
+    results = {
+        "euclidean": casia_b_rank1(embeddings, labels, "euclidean"),
+        "cosine": casia_b_rank1(centred, labels, "cosine"),
+    }
     conditions = np.array([r.condition for r in records])
     gallery = np.isin(conditions, GALLERY_CONDITIONS)
     probes = np.isin(conditions, [c for group in PROBE_CONDITIONS.values() for c in group])
     subjects_of = np.array([r.subject for r in records])
-    similarity = cosine_similarity_matrix(embeddings[probes], embeddings[gallery])
-    points = open_set_thresholds(similarity, subjects_of[probes].tolist(), subjects_of[gallery].tolist())
+    similarity = transform.similarity(embeddings[probes], embeddings[gallery])
+    scores = similarity if calibration is None else calibration.confidence(similarity)
+    points = open_set_thresholds(scores, subjects_of[probes].tolist(), subjects_of[gallery].tolist())
     report: dict[str, Any] = dict(results["euclidean"].means)
     report.update(
         {
@@ -77,11 +140,27 @@ def evaluate_casia_b(
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": {metric: {"means": result.means, "table": result.table} for metric, result in results.items()},
             "open_set": {
-                name: {"threshold": p.threshold, "far": p.false_accept_rate, "tar": p.true_accept_rate}
+                name: {
+                    "threshold": p.threshold,
+                    "scale": "similarity" if calibration is None else "confidence",
+                    "far": p.false_accept_rate,
+                    "tar": p.true_accept_rate,
+                }
                 for name, p in points.items()
             },
         }
     )
+    if calibration is not None:
+        vectors = transform.vectors(embeddings)
+        pair_similarity, same = protocol_pairs(lambda p, g: vectors[p] @ vectors[g].T, labels)
+        error, table = reliability(calibration.confidence(pair_similarity), same)
+        report["calibration"] = {
+            "slope": calibration.slope,
+            "intercept": calibration.intercept,
+            "ece": error,
+            "pairs": len(same),
+            "reliability": [vars(row) for row in table],
+        }
     return report
 
 

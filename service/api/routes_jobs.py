@@ -32,7 +32,12 @@ async def identify(
     request: Request,
     wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
     top_k: int | None = Query(None, ge=1, le=100, description="candidates per track (default from settings)"),
-    threshold: float | None = Query(None, ge=-1, le=1, description="similarity needed for a match"),
+    threshold: float | None = Query(
+        None,
+        ge=-1,
+        le=1,
+        description="confidence needed for a match, 0..1 (similarity for uncalibrated models); default: the card's",
+    ),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
     principal: Principal = Depends(require("identify")),
     ctx: ServiceContext = Depends(get_context),

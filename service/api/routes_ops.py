@@ -35,7 +35,7 @@ def readyz(ctx: ServiceContext = Depends(get_context)) -> JSONResponse:
         checks["database"] = str(error)
     except Exception as error:  # any driver error means "not ready", reported, never raised
         checks["database"] = f"unreachable: {type(error).__name__}"
-    checks["gallery"] = f"ok ({len(ctx.gallery)} sequences)" if ctx.gallery_loaded else "not loaded"
+    checks["gallery"] = ctx.gallery.status() if ctx.gallery_loaded else "not loaded"
     checks["model"] = f"ok ({ctx.recognizer.model_key})" if ctx.recognizer.loaded else "not loaded"
     ready = all(v.startswith("ok") for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)

@@ -6,6 +6,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.decode import NETWORK_PREFIXES, is_network_source
+from service.api.schemas import CONFIDENCE_DESCRIPTION, SCORE_DESCRIPTION, THRESHOLD_DESCRIPTION
 
 MIN_ROI_SIDE = 0.05
 ROI_DESCRIPTION = (
@@ -59,7 +60,10 @@ class StreamCreate(_StreamChecks):
     max_fps: float = Field(10.0, gt=0, le=60, description="frames per second taken from the stream at most")
     roi: list[float] | None = Field(None, min_length=4, max_length=4, description=ROI_DESCRIPTION)
     match_threshold: float | None = Field(
-        None, ge=-1, le=1, description="this stream's open-set threshold; default: the service's"
+        None,
+        ge=-1,
+        le=1,
+        description="this stream's open-set threshold (a confidence for calibrated models); default: the service's",
     )
     enabled: bool = True
 
@@ -121,7 +125,8 @@ class SubjectBrief(BaseModel):
 
 class EventCandidate(BaseModel):
     subject: SubjectBrief | None
-    score: float
+    score: float = Field(description=SCORE_DESCRIPTION)
+    confidence: float | None = Field(description=CONFIDENCE_DESCRIPTION)
 
 
 class EventOut(BaseModel):
@@ -136,8 +141,9 @@ class EventOut(BaseModel):
     ended_at: datetime = Field(description="the latest frame the answer used")
     decision: Literal["match", "unknown"]
     subject: SubjectBrief | None
-    score: float | None
-    threshold: float
+    score: float | None = Field(description=SCORE_DESCRIPTION)
+    confidence: float | None = Field(description=CONFIDENCE_DESCRIPTION)
+    threshold: float = Field(description=THRESHOLD_DESCRIPTION)
     good_frames: int
     candidates: list[EventCandidate]
     model: str

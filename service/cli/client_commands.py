@@ -137,15 +137,30 @@ def _cmd_identify(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for t in tracks:
-        subject = t["subject"] or {}
-        who = subject.get("external_id") or subject.get("name") or subject.get("id") or "-"
-        score = "-" if t["score"] is None else f"{t['score']:.6f}"
+        closest = t["candidates"][0]["subject"] if t["candidates"] else None
         rows.append(
-            [t["track_id"], f"{t['start_s']:.1f}–{t['end_s']:.1f} s", t["good_frames"], t["decision"], who, score]
+            [
+                t["track_id"],
+                f"{t['start_s']:.1f}–{t['end_s']:.1f} s",
+                t["good_frames"],
+                t["decision"],
+                _subject_label(t["subject"]) if t["subject"] else f"- (closest: {_subject_label(closest)})",
+                _number(t["confidence"], 3),
+                _number(t["score"], 4),
+            ]
         )
-    print(format_table(["track", "time", "good frames", "decision", "subject", "score"], rows))
-    print(f"(threshold {job['result']['threshold']:.6f}, model {job['result']['model']})")
+    print(format_table(["track", "time", "good frames", "decision", "subject", "confidence", "similarity"], rows))
+    print(f"(threshold {job['result']['threshold']:.4g}, model {job['result']['model']})")
     return 0
+
+
+def _subject_label(subject: dict[str, Any] | None) -> str:
+    subject = subject or {}
+    return str(subject.get("external_id") or subject.get("name") or subject.get("id") or "-")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -179,10 +194,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "identify",
         help="identify the people walking in a video on a GaitID server",
         formatter_class=raw,
-        description="Upload a video (or send a URL) and print, per person: match (subject, score), unknown or\n"
-        "insufficient (too few good frames).",
+        description="Upload a video (or send a URL) and print, per person: match (subject, confidence), unknown\n"
+        "(with the closest subject) or insufficient (too few good frames). The confidence is the model's\n"
+        "calibrated probability of the same person; the similarity is the raw mean per-part cosine.",
         epilog="examples:\n  gaitid identify probe.mp4\n  gaitid identify https://cams.local/clip.mp4 --json",
     )
     _add_common(identify)
-    identify.add_argument("--threshold", type=float, help="similarity needed for a match (default: the model's)")
+    identify.add_argument(
+        "--threshold",
+        type=float,
+        help="confidence needed for a match, 0..1 (default: the model card's; the similarity for models "
+        "without a calibration)",
+    )
     identify.set_defaults(handler=_cmd_identify)

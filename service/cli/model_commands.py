@@ -11,7 +11,7 @@ from models.checkpoint import load_model
 from models.loading import create_embedder
 from models.onnx_export import export_onnx, max_difference_vs_torch, metadata_for
 from models.outputs import MATCHING_FEATURES
-from models.registry import list_models, resolve, user_models_dir, write_user_card
+from models.registry import ModelSpec, list_models, resolve, user_models_dir, write_user_card
 from service.cli.errors import CliInputError
 from service.cli.output import format_table
 
@@ -26,6 +26,7 @@ class WeightsChoice:
     weights: Path
     config: ArchConfig | None
     label: str
+    spec: ModelSpec | None = None  # the registered model's card (matching transform, calibration, thresholds)
 
 
 def add_weights_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +52,7 @@ def weights_from_args(args: argparse.Namespace) -> WeightsChoice:
         if getattr(args, "matching", None):
             raise CliInputError("--matching goes with --checkpoint; a model's card sets it", code="conflicting_options")
         spec = resolve(args.model)
-        return WeightsChoice(spec.arch, spec.weights, spec.config, spec.key)
+        return WeightsChoice(spec.arch, spec.weights, spec.config, spec.key, spec)
     if not args.checkpoint:
         raise CliInputError("give --model NAME, or --checkpoint PATH with --arch", code="missing_option")
     if not args.arch:
@@ -152,12 +153,20 @@ def _cmd_models_show(args: argparse.Namespace) -> int:
     config = config_to_dict(spec.config) if spec.config else "inferred from the checkpoint"
     print(
         f"name: {spec.name}\nversion: {spec.version}\narch: {spec.arch}\nconfig: {config}\n"
-        f"weights: {spec.weights}\nmetric: {spec.metric}\nthresholds: {spec.thresholds or 'none'}\n"
+        f"weights: {spec.weights}\nmetric: {spec.metric}\nmatching transform: {spec.transform.digest}\n"
+        f"calibration: {_calibration_text(spec)}\nthresholds: {spec.thresholds or 'none'}\n"
         f"origin: {spec.origin}\ndescription: {spec.description or '-'}"
     )
     if spec.card and spec.card.is_file():
         print("\n" + spec.card.read_text())
     return 0
+
+
+def _calibration_text(spec: ModelSpec) -> str:
+    if spec.calibration is None:
+        return "none (scores and thresholds are similarities)"
+    c = spec.calibration
+    return f"confidence = sigmoid({c.slope:.4f} × similarity + {c.intercept:.4f}); thresholds are confidences"
 
 
 def _cmd_models_add(args: argparse.Namespace) -> int:
@@ -187,7 +196,11 @@ def _cmd_models_publish(args: argparse.Namespace) -> int:
         raise CliInputError(f"no evaluation report at {args.evaluation} (make it with gaitid evaluate --json)")
     command = f"gaitid train --config {args.config}"
     provenance = Provenance(command=command, config=args.config, trained_on=args.trained_on)
-    card = publish(args.checkpoint, args.arch, args.name, args.version, args.evaluation, provenance, args.output_dir)
+    if args.clips is not None and not args.clips.is_file():
+        raise CliInputError(f"no clip protocol report at {args.clips} (gaitid evaluate --dataset clips --json)")
+    card = publish(
+        args.checkpoint, args.arch, args.name, args.version, args.evaluation, provenance, args.output_dir, args.clips
+    )
     print(f"published {args.name}@{args.version}: {card} (weights and model card beside it)")
     return 0
 
@@ -262,11 +275,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "publish",
         help="turn a training checkpoint into a bundled model (fp16 weights, card, document)",
         formatter_class=_RAW,
-        description="Write NAME.pt (network only, fp16), NAME.yaml (registry card with the evaluation's open-set\n"
-        "thresholds) and NAME.md (data, command, seed, hardware, full evaluation table).",
+        description="Write NAME.pt (network only, fp16), NAME.yaml (registry card with the evaluation's matching\n"
+        "transform, calibration and open-set thresholds on the confidence), NAME.transform.npz (the centring)\n"
+        "and NAME.md (data, command, seed, hardware, full evaluation table, calibration check, real clips).",
         epilog="example:\n  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --checkpoint CKPT "
         "--arch gaitbase --json eval.json\n  gaitid models publish default --checkpoint CKPT --arch gaitbase "
-        "--evaluation eval.json --config configs/gaitbase_cpu.yaml --trained-on '2-core CPU, 9 h'",
+        "--evaluation eval.json --config configs/gaitbase_cpu.yaml --trained-on '2-core CPU, 9 h' --clips clips.json",
     )
     publish.add_argument("name")
     publish.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by gaitid train")
@@ -274,6 +288,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     publish.add_argument("--version", default="1")
     publish.add_argument("--evaluation", type=Path, required=True, help="the JSON report of gaitid evaluate")
     publish.add_argument("--config", type=Path, required=True, help="the training configuration used")
+    publish.add_argument(
+        "--clips", type=Path, help="the real-clip protocol report of these weights, for the model card's document"
+    )
     publish.add_argument("--trained-on", required=True, help="hardware and wall time, for the model card")
     publish.add_argument("--output-dir", type=Path, default=Path("models/weights"))
     publish.set_defaults(handler=_cmd_models_publish)

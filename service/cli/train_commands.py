@@ -4,14 +4,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from models.embedder import Embedder
 from models.evaluation.casia_b import CasiaBResult, format_casia_b
-from models.evaluation.runner import evaluate_casia_b, evaluate_partition
+from models.evaluation.clips import (
+    Matching,
+    format_clips_report,
+    load_protocol,
+    matching_from_report,
+    run_clips_protocol,
+)
+from models.evaluation.runner import evaluate_casia_b, evaluate_partition, fit_matching
 from models.loading import create_embedder
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
+from pipeline.cache import default_cache
 from service.cli.errors import CliInputError
-from service.cli.model_commands import add_weights_options, weights_from_args
+from service.cli.model_commands import WeightsChoice, add_weights_options, weights_from_args
+from service.cli.output import format_table
+from service.recognition import pipeline_config
+from service.settings import Settings
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -41,10 +54,76 @@ def _print_casia_b(report: dict) -> None:
         print(format_casia_b(result) + "\n")
     for name, point in report["open_set"].items():
         print(
-            f"open-set {name}: similarity ≥ {point['threshold']:.4f} → FAR {100 * point['far']:.2f}%, "
+            f"open-set {name}: {point['scale']} ≥ {point['threshold']:.4f} → FAR {100 * point['far']:.2f}%, "
             f"TAR {100 * point['tar']:.2f}%"
         )
+    if "calibration" in report:
+        calibration = report["calibration"]
+        print(
+            f"calibration: expected calibration error {calibration['ece']:.4f} on {calibration['pairs']} test pairs "
+            "(same and different person weighted equally)"
+        )
+        print(
+            format_table(["confidence", "share of pairs", "mean confidence", "same person"], _reliability(calibration))
+        )
     print(f"{report['sequences']} sequences on {report['embedder']} in {report['seconds']} s")
+
+
+def _reliability(calibration: dict) -> list[list[str]]:
+    return [
+        [
+            f"{row['low']:.1f}–{row['high']:.1f}",
+            f"{row['pairs']:.3f}",
+            f"{row['mean_confidence']:.3f}",
+            f"{row['same_rate']:.3f}",
+        ]
+        for row in calibration["reliability"]
+    ]
+
+
+def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
+    """The CASIA-B protocol with the model card's matching, or one fitted on the training split."""
+    spec = choice.spec
+    if spec is not None and spec.calibration is not None and not args.refit:
+        transform, calibration, fitted = spec.transform, spec.calibration, None
+    else:
+        print(f"fitting the matching transform and calibration on CASIA-B {args.fit_subjects}", file=sys.stderr)
+        transform, calibration, fitted = fit_matching(
+            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _progress
+        )
+    report = evaluate_casia_b(embedder, args.data, args.subjects, args.cache_dir, _progress, transform, calibration)
+    if fitted is not None:  # publish stores these with the model
+        report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
+    _print_casia_b(report)
+    return report
+
+
+def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
+    """The real-clip protocol with the model card's matching and thresholds (or those of --matching-from)."""
+    if args.matching_from is not None:
+        matching = matching_from_report(args.matching_from)
+    elif choice.spec is not None:
+        matching = Matching(choice.spec.transform, choice.spec.calibration, choice.spec.thresholds)
+    else:
+        raise CliInputError(
+            "--dataset clips with --checkpoint needs --matching-from EVAL.json (a CASIA-B evaluation of it)",
+            code="missing_option",
+        )
+    if not matching.thresholds:
+        raise CliInputError(f"{choice.label} has no open-set thresholds to decide with", code="no_threshold")
+    if not args.protocol.is_file():
+        raise CliInputError(f"clip protocol {args.protocol} does not exist", code="input_not_found")
+    report = run_clips_protocol(
+        embedder,
+        matching,
+        pipeline_config(Settings()),
+        args.data,
+        load_protocol(args.protocol),
+        default_cache(),  # evaluation clips are re-read with every model: their tracks are kept
+        lambda clip: print(f"pipeline: {clip}", file=sys.stderr, flush=True),
+    )
+    print(format_clips_report(report))
+    return report
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -54,9 +133,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     matching = choice.config.matching if choice.config else "embedding"
     if args.dataset == "casia-b":
-        report = evaluate_casia_b(embedder, args.data, args.subjects, args.cache_dir, _progress)
-        report["model"] = choice.label
-        _print_casia_b(report)
+        report = _casia_b(args, choice, embedder)
+    elif args.dataset == "clips":
+        report = _clips(args, choice, embedder)
     else:
         if not args.partition:
             raise CliInputError("--dataset generic needs --partition PARTITION.json", code="missing_option")
@@ -65,13 +144,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_partition(
             embedder, args.data, args.partition, args.probe_conditions.split(","), args.cache_dir, _progress
         )
-        report["model"] = choice.label
         for metric in ("euclidean", "cosine"):
             scores = report[metric]
             print(
                 f"{metric}: rank-1 {scores['rank1']:.2f}  rank-5 {scores['rank5']:.2f}  "
                 f"rank-10 {scores['rank10']:.2f}  mAP {scores['mAP']:.2f}  mINP {scores['mINP']:.2f}"
             )
+    report["model"] = choice.label
     report["matching"] = matching  # publish puts it in the model card with the thresholds measured here
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -101,20 +180,40 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
     evaluate = subparsers.add_parser(
         "evaluate",
-        help="evaluate a model on CASIA-B or a partitioned dataset",
+        help="evaluate a model on CASIA-B, real clips or a partitioned dataset",
         formatter_class=_RAW,
         description="CASIA-B: gallery nm-01..04, probes NM/BG/CL, rank-1 per probe view averaged over the\n"
-        "other gallery views (identical view excluded), euclidean and cosine, plus open-set thresholds.\n"
+        "other gallery views (identical view excluded), euclidean (raw embedding) and cosine (after the\n"
+        "matching transform), open-set thresholds on the calibrated confidence, and the calibration's\n"
+        "expected error. A model without a calibration gets one fitted on the training split (--fit-subjects).\n"
+        "clips: the real-clip protocol (--protocol): enrol people from real videos, identify them in\n"
+        "others through the service's pipeline and decisions; confusion table, decisions, open-set pass.\n"
         "generic: rank-1/5/10, mAP and mINP on the TEST_SET of a partition file.",
         epilog="examples:\n"
         "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --model default --json out.json\n"
+        "  gaitid evaluate --dataset clips --data ../shared/videos --model default --json clips.json\n"
         "  gaitid evaluate --dataset generic --data DATA --partition part.json --probe-conditions nm-05,nm-06 "
         "--checkpoint m.pt --arch gaitbase",
     )
     add_weights_options(evaluate)
-    evaluate.add_argument("--dataset", choices=["casia-b", "generic"], default="casia-b")
+    evaluate.add_argument("--dataset", choices=["casia-b", "clips", "generic"], default="casia-b")
     evaluate.add_argument("--data", type=Path, required=True, help="dataset folder (packed or OpenGait layout)")
     evaluate.add_argument("--subjects", default="075-124", help="CASIA-B test subjects (default 075-124)")
+    evaluate.add_argument(
+        "--fit-subjects", default="001-074", help="CASIA-B subjects the matching is fitted on (default 001-074)"
+    )
+    evaluate.add_argument(
+        "--no-centring", action="store_true", help="fit only the calibration, without the centring transform"
+    )
+    evaluate.add_argument("--refit", action="store_true", help="fit the matching even if the model card has one")
+    evaluate.add_argument(
+        "--protocol", type=Path, default=Path("configs/clips_protocol.yaml"), help="the real-clip protocol (clips)"
+    )
+    evaluate.add_argument(
+        "--matching-from",
+        type=Path,
+        help="a CASIA-B evaluation JSON whose fitted matching and thresholds --checkpoint uses (clips)",
+    )
     evaluate.add_argument("--partition", type=Path, help="partition JSON with TEST_SET (generic)")
     evaluate.add_argument("--probe-conditions", help="comma list of probe conditions (generic)")
     evaluate.add_argument("--json", type=Path, help="write the full report here")

@@ -213,7 +213,8 @@ class StreamEvent(Base):
     ended_at: Mapped[datetime] = mapped_column()
     decision: Mapped[str] = mapped_column(String(20), index=True)
     subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"), index=True)
-    score: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)  # the similarity (mean per-part cosine)
+    confidence: Mapped[float | None] = mapped_column(Float)  # null for models without a calibration
     threshold: Mapped[float] = mapped_column(Float)
     good_frames: Mapped[int] = mapped_column(Integer)
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -6,31 +6,24 @@ each search (and after each own write) a process compares its revision with the 
 applies the missing changes, so several API processes stay consistent without a full rebuild.
 """
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.matching import Calibration, Candidate, MatchingTransform
 from service.db.tables import GaitSequence, GalleryChange
 from service.gallery.index import GalleryIndex, IndexConfig
-from service.gallery.vectors import DIM, EMBEDDING_SHAPE, gallery_vectors
+from service.gallery.vectors import DIM, EMBEDDING_SHAPE
 
 # Over-fetch so that per-subject aggregation still finds k distinct subjects when subjects
 # have several sequences each.
+log = logging.getLogger(__name__)
 _SEQUENCES_PER_SUBJECT = 8
 _LOAD_CHUNK = 20_000  # also enough vectors to train the compressed index in the first chunk
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A subject and its best-matching enrolled sequence."""
-
-    subject_id: str
-    score: float
-    sequence_id: int
 
 
 def embedding_to_bytes(embedding: np.ndarray) -> bytes:
@@ -51,13 +44,28 @@ def database_revision(session: Session) -> int:
 
 
 class Gallery:
-    """The searchable gallery of ``model_key``, derived from the database."""
+    """The searchable gallery of ``model_key``, derived from the database.
 
-    def __init__(self, sessions: sessionmaker[Session], model_key: str, index_config: IndexConfig) -> None:
+    The database keeps each sequence's raw embedding; the index holds them after the model's
+    matching transform, so a changed transform is applied to every vector at the next rebuild and
+    vectors of two transforms or model versions never share an index.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        model_key: str,
+        index_config: IndexConfig,
+        transform: MatchingTransform | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
         self.sessions = sessions
         self.model_key = model_key
+        self.transform = transform or MatchingTransform()
+        self.calibration = calibration
         self.index = GalleryIndex(config=index_config)
         self.revision = 0
+        self.other_versions = 0  # sequences enrolled under other model versions: never searched here
         self._subjects: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -79,7 +87,26 @@ class Gallery:
             for ids, vectors, chunk_subjects in chunks:
                 index.add(ids, vectors)
                 subjects.update(chunk_subjects)
+            others = select(func.count()).where(GaitSequence.model_key != self.model_key)
+            self.other_versions = int(session.scalar(others) or 0)
             self.index, self._subjects, self.revision = index, subjects, revision
+        log.info(
+            "gallery %s: %d sequences, matching transform %s", self.model_key, len(subjects), self.transform.digest
+        )
+        if self.other_versions:
+            log.warning(
+                "%d enrolled sequences belong to other model versions and are not searched with %s; "
+                "re-enroll those subjects",
+                self.other_versions,
+                self.model_key,
+            )
+
+    def status(self) -> str:
+        """One line for /readyz: the size, and what is enrolled under other model versions."""
+        line = f"ok ({len(self)} sequences"
+        if self.other_versions:
+            line += f"; {self.other_versions} enrolled under other model versions are not searched: re-enroll"
+        return line + ")"
 
     def _chunks(
         self, session: Session, only: Iterable[int] | None
@@ -92,7 +119,7 @@ class Gallery:
             query = query.where(GaitSequence.id.in_(list(only)))
         for rows in session.execute(query.order_by(GaitSequence.id)).yield_per(_LOAD_CHUNK).partitions():
             ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = gallery_vectors(np.stack([embedding_from_bytes(r.embedding) for r in rows]))
+            vectors = self.transform.vectors(np.stack([embedding_from_bytes(r.embedding) for r in rows]))
             yield ids, vectors, {r.id: r.subject_id for r in rows}
 
     def sync(self) -> None:
@@ -129,12 +156,17 @@ class Gallery:
         if len(self.index) == 0:
             return []
         fetch = min(len(self.index), max(k * _SEQUENCES_PER_SUBJECT, k))
-        scores, ids = self.index.search(gallery_vectors(embedding[None]), fetch)
-        best: dict[str, Candidate] = {}
+        scores, ids = self.index.search(self.transform.vectors(embedding[None]), fetch)
+        best: dict[str, tuple[float, int]] = {}
         with self._lock:
             for score, sequence_id in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
                 subject_id = self._subjects.get(sequence_id)
                 if sequence_id < 0 or subject_id is None or subject_id in best:
                     continue
-                best[subject_id] = Candidate(subject_id, float(score), int(sequence_id))
-        return sorted(best.values(), key=lambda c: -c.score)[:k]
+                best[subject_id] = (float(score), int(sequence_id))
+        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
+        return [self._candidate(subject_id, score, sequence_id) for subject_id, (score, sequence_id) in ranked]
+
+    def _candidate(self, subject_id: str, similarity: float, sequence_id: int) -> Candidate:
+        confidence = None if self.calibration is None else float(self.calibration.confidence(similarity))
+        return Candidate(subject_id, similarity, confidence, sequence_id)

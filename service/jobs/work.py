@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from models.errors import ModelError
+from models.matching import decide
 from pipeline.errors import PipelineError
 from pipeline.extract import PipelineResult
 from pipeline.tracks import Track
@@ -24,7 +25,7 @@ from service.errors import ServiceError
 from service.gallery.sync import embedding_to_bytes, record_change
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
 from service.metrics import JOB_STAGE_SECONDS, JOBS_TOTAL
-from service.recognition import JobCancelledError, decide, read_silhouettes
+from service.recognition import JobCancelledError, read_silhouettes
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def track_summary(track: Track) -> dict[str, Any]:
 
 
 def _middle_box(track: Track) -> tuple[float, float, float, float] | None:
-    return track.sample_boxes[len(track.sample_boxes) // 2][1] if track.sample_boxes else None
+    return track.boxes[len(track.boxes) // 2][1] if track.boxes else None
 
 
 def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Track:
@@ -143,7 +144,14 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
             summary = track_summary(track)
             if not track.kept:
                 answers.append(
-                    {**summary, "decision": "insufficient", "subject": None, "score": None, "candidates": []}
+                    {
+                        **summary,
+                        "decision": "insufficient",
+                        "subject": None,
+                        "score": None,
+                        "confidence": None,
+                        "candidates": [],
+                    }
                 )
                 continue
             candidates = ctx.gallery.search(embeddings[track.track_id], top_k)
@@ -153,11 +161,8 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                     **summary,
                     "decision": verdict.decision,
                     "subject": subject_brief(session, verdict.subject_id),
-                    "score": None if verdict.score is None else round(verdict.score, 6),
-                    "candidates": [
-                        {"subject": subject_brief(session, c.subject_id), "score": round(c.score, 6)}
-                        for c in candidates
-                    ],
+                    **(verdict.candidate.scores() if verdict.candidate else {"score": None, "confidence": None}),
+                    "candidates": [{"subject": subject_brief(session, c.subject_id), **c.scores()} for c in candidates],
                 }
             )
     with ctx.sessions() as session, session.begin():

@@ -23,10 +23,12 @@ def event_payload(session: Session, event: StreamEvent) -> dict[str, Any]:
         "decision": event.decision,
         "subject": subject_brief(session, event.subject_id),
         "score": event.score,
+        "confidence": event.confidence,
         "threshold": event.threshold,
         "good_frames": event.good_frames,
         "candidates": [
-            {"subject": subject_brief(session, c["subject_id"]), "score": c["score"]} for c in event.candidates
+            {"subject": subject_brief(session, c["subject_id"]), "score": c["score"], "confidence": c.get("confidence")}
+            for c in event.candidates
         ],
         "model": event.model_key,
         "snapshot": f"/v1/events/{event.id}/snapshot" if event.snapshot_path else None,

@@ -18,13 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.matching import Candidate, Verdict, decide
 from pipeline.decode import Frame
 from pipeline.extract import FrameProcessor
 from service.context import ServiceContext
 from service.db.tables import Stream, StreamEvent, utcnow
-from service.gallery.sync import Candidate
 from service.metrics import STREAM_EVENTS
-from service.recognition import Verdict, decide
 from service.streams.events import record_event
 from service.streams.live import LiveTrack, LiveTracks
 from service.streams.reader import FrameBuffer, LiveFrame, RateMeter, StreamReader
@@ -216,10 +215,10 @@ class StreamWorker:
                 ended_at=datetime.fromtimestamp(track.last_wall, UTC),
                 decision=verdict.decision,
                 subject_id=verdict.subject_id,
-                score=None if verdict.score is None else round(verdict.score, 6),
+                **(verdict.candidate.scores() if verdict.candidate else {}),
                 threshold=threshold,
                 good_frames=track.good_frames,
-                candidates=[{"subject_id": c.subject_id, "score": round(c.score, 6)} for c in candidates],
+                candidates=[{"subject_id": c.subject_id, **c.scores()} for c in candidates],
                 model_key=self.ctx.recognizer.model_key,
                 snapshot_path=str(snapshot) if snapshot else None,
             )

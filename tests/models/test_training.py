@@ -3,6 +3,7 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,12 +117,18 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     report = tmp_path / "eval.json"
     evaluated = run_cli(
         "evaluate", "--dataset", "casia-b", "--data", str(CASIA_B), "--subjects", "075-076",
-        "--checkpoint", str(checkpoint), "--arch", "gaitbase", "--cache-dir", str(tmp_path / "cache"),
-        "--json", str(report),
+        "--fit-subjects", "001-002", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
+        "--cache-dir", str(tmp_path / "cache"), "--json", str(report),
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     evaluation = json.loads(report.read_text())
     assert {"NM", "BG", "CL"} <= set(evaluation) and set(evaluation["open_set"]) == {"far_1e-2", "far_1e-3"}
+    # matching fitted on the training split (2 subjects × 24 sequences), calibration checked on the test split
+    fitted, calibration = evaluation["matching_fit"], evaluation["calibration"]
+    assert (fitted["subjects"], fitted["sequences"]) == ("001-002", 48) and np.shape(fitted["mean"]) == (256, 16)
+    assert calibration["slope"] > 0 and 0 <= calibration["ece"] <= 1 and calibration["reliability"]
+    assert all(0 <= p["threshold"] <= 1 and p["scale"] == "confidence" for p in evaluation["open_set"].values())
+    assert "expected calibration error" in evaluated.stdout
 
     stage = tmp_path / "stage2.yaml"
     stage.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "init_weights: runs/stage1/last.pt\nseed: 5\n")
@@ -140,8 +147,10 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     assert card["description"] == (
         f"CASIA-B rank-1 NM/BG/CL {evaluation['NM']:.1f}/{evaluation['BG']:.1f}/{evaluation['CL']:.1f}"
     )
+    assert card["transform"] == "mini.transform.npz" and card["calibration"]["slope"] == calibration["slope"]
     document = (out / "mini.md").read_text()
     assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
+    assert f"expected calibration error **{calibration['ece']:.4f}**" in document
     assert f"**{evaluation['metrics']['euclidean']['means']['CL']:.2f}**" in document
     weights = torch.load(out / "mini.pt", weights_only=True)
     assert weights["iteration"] == 40
@@ -149,3 +158,5 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
 
     listed = run_cli("models", "list", env={"GAITID_MODELS_DIR": str(out)})
     assert listed.returncode == 0 and "mini" in listed.stdout, listed.stdout + listed.stderr
+    shown = run_cli("models", "show", "mini", env={"GAITID_MODELS_DIR": str(out)})
+    assert shown.returncode == 0 and "thresholds are confidences" in shown.stdout, shown.stdout + shown.stderr

@@ -1,14 +1,15 @@
-"""Gallery vectors and index: known answers on small structured galleries (real 4096-dim vectors)."""
+"""The gallery index: known answers on small structured galleries (real 4096-dim vectors)."""
 
 import threading
 
 import numpy as np
 import pytest
 
+from models.matching import MatchingTransform
 from service.cli import main
 from service.gallery.index import PQ_MIN_TRAIN, GalleryIndex, IndexConfig
 from service.gallery.synthetic import SyntheticGallery
-from service.gallery.vectors import DIM, gallery_vectors
+from service.gallery.vectors import DIM
 
 # PQ from 256 entries on: small enough that the approximate kind trains in well under a second.
 SMALL = IndexConfig(exact_max=PQ_MIN_TRAIN, tombstones=8)
@@ -20,32 +21,8 @@ def synthetic() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
     gallery = SyntheticGallery(600, seed=3)
     ids, embeddings = next(gallery.chunks(600))
     query_subjects, queries = gallery.queries(40, seed=5)
-    return ids, gallery_vectors(embeddings), gallery.subject_of, gallery_vectors(queries), query_subjects
-
-
-def _mean_part_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    cos = [a[:, p] @ b[:, p] / (np.linalg.norm(a[:, p]) * np.linalg.norm(b[:, p])) for p in range(a.shape[1])]
-    return float(np.mean(cos))
-
-
-def test_vectors_inner_product_is_mean_part_cosine() -> None:
-    rng = np.random.default_rng(0)
-    embeddings = rng.standard_normal((4, 256, 16)) * rng.uniform(0.1, 10, size=(4, 1, 16)) + 0.3
-    vectors = gallery_vectors(embeddings)
-    assert vectors.shape == (4, DIM) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
-    expected = [[_mean_part_cosine(a, b) for b in embeddings] for a in embeddings]
-    np.testing.assert_allclose(vectors @ vectors.T, expected, atol=1e-5)
-    np.testing.assert_allclose(gallery_vectors(embeddings[0]), vectors[:1])
-
-
-def test_vectors_zero_part_and_bad_shape() -> None:
-    embedding = np.ones((256, 16), dtype=np.float32)
-    embedding[:, 3] = 0
-    vector = gallery_vectors(embedding)
-    assert np.isfinite(vector).all()
-    assert vector @ vector.T == pytest.approx(15 / 16)
-    with pytest.raises(ValueError, match=r"\[n, 256, 16\]"):
-        gallery_vectors(np.ones((16, 256)))
+    vectors = MatchingTransform().vectors
+    return ids, vectors(embeddings), gallery.subject_of, vectors(queries), query_subjects
 
 
 def test_synthetic_scores_spread_as_documented(synthetic) -> None:

@@ -91,3 +91,32 @@ def test_rebuild_in_chunks_switches_to_the_compressed_index(sessions, monkeypatc
         for i, c in enumerate(centres)
     )
     assert hits >= 98
+
+
+def test_the_matching_transform_and_calibration_apply_and_other_versions_are_reported(sessions):
+    """Stored embeddings stay raw: the gallery applies the model's transform, answers carry the
+    calibrated confidence, and sequences of another model version are counted, never searched."""
+    from models.matching import Calibration, MatchingTransform
+
+    rng = np.random.default_rng(4)
+    common = 20 * rng.normal(size=(256, 16)).astype(np.float32)  # the shared component raw cosines drown in
+    people = {name: rng.normal(size=(256, 16)).astype(np.float32) for name in ("ann", "bob")}
+    for name, own in people.items():
+        _enroll(sessions, name, common + own)
+    with sessions() as session, session.begin():
+        session.add(
+            GaitSequence(
+                subject_id="ann", model_key="test@0", embedding=embedding_to_bytes(common), frames=30, quality=1.0
+            )
+        )
+    raw = Gallery(sessions, MODEL, IndexConfig())
+    centred = Gallery(sessions, MODEL, IndexConfig(), MatchingTransform(common), Calibration(10.0, -5.0))
+    for gallery in (raw, centred):
+        gallery.rebuild()
+        assert gallery.status() == "ok (2 sequences; 1 enrolled under other model versions are not searched: re-enroll)"
+    probe = common + people["bob"] + 0.5 * rng.normal(size=(256, 16)).astype(np.float32)
+    raw_best, centred_best = raw.search(probe, k=2), centred.search(probe, k=2)
+    assert raw_best[0].subject_id == centred_best[0].subject_id == "bob"
+    assert raw_best[1].similarity > 0.9 and abs(centred_best[1].similarity) < 0.2  # the impostor, spread apart
+    assert raw_best[0].confidence is None
+    assert centred_best[0].confidence == pytest.approx(1 / (1 + np.exp(-(10 * centred_best[0].similarity - 5))))

@@ -1,0 +1,197 @@
+"""How two embeddings are compared, and what a score means: the model's matching transform and calibration.
+
+One path for every place that matches (evaluation, the gallery, identify, streams):
+
+1. the **matching transform** stored with the model: the mean embedding of the training split is
+   subtracted (identity for models without one). Raw GaitBase embeddings share a large common
+   component, so every mean per-part cosine sits near 1 (0.994-0.9995 for default@3) and the
+   compressed gallery index loses the ranking in it; centred, same-person and different-person
+   scores spread over most of [-1, 1];
+2. each part is L2-normalised and the vector scaled by ``1/sqrt(parts)``, so one inner product is
+   OpenGait's mean per-part cosine similarity (the ``similarity`` of every answer);
+3. the **calibration** turns that similarity into a ``confidence`` in 0..1: the probability that the
+   two walks are the same person when a same-person and a different-person pair are equally likely a
+   priori (logistic regression on balanced training-split pairs). Thresholds are stated on it.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from models.errors import ModelError
+
+Decision = Literal["match", "unknown", "insufficient"]
+
+
+@dataclass(frozen=True)
+class MatchingTransform:
+    """Centring before the per-part normalisation; ``mean`` is ``float32 [D, P]`` or None (identity)."""
+
+    mean: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> "MatchingTransform":
+        """Read the ``.npz`` file a model card names (array ``mean``)."""
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                mean = np.asarray(stored["mean"], dtype=np.float32)
+        except (OSError, KeyError, ValueError) as error:
+            raise ModelError(f"matching transform {path} is unreadable: {error}", code="bad_model_card") from None
+        if mean.ndim != 2 or not np.isfinite(mean).all():
+            raise ModelError(f"matching transform {path}: mean must be a finite [D, P] array", code="bad_model_card")
+        return cls(mean)
+
+    def save(self, path: Path) -> None:
+        if self.mean is None:
+            raise ValueError("the identity transform is not stored")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez(handle, mean=self.mean.astype(np.float32))
+
+    @property
+    def digest(self) -> str:
+        """A short fingerprint: galleries record which transform their vectors went through."""
+        if self.mean is None:
+            return "identity"
+        return hashlib.sha256(np.ascontiguousarray(self.mean, dtype=np.float32).tobytes()).hexdigest()[:12]
+
+    def vectors(self, embeddings: np.ndarray) -> np.ndarray:
+        """``[n, D, P]`` (or one ``[D, P]``) → ``float32 [n, D*P]``, C-contiguous, part-major.
+
+        ``vector[p*D:(p+1)*D]`` is part ``p``, centred, L2-normalised and scaled by ``1/sqrt(P)``,
+        so ``<a, b>`` is the mean per-part cosine similarity. A part that is all zeros stays zero
+        (it then adds nothing to any score) instead of becoming NaN.
+        """
+        x = np.asarray(embeddings, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3:
+            raise ValueError(f"embeddings must be [n, D, P] or [D, P], got {list(np.shape(embeddings))}")
+        if self.mean is not None:
+            if x.shape[1:] != self.mean.shape:
+                raise ValueError(f"embeddings {list(x.shape[1:])} do not fit the transform's {list(self.mean.shape)}")
+            x = x - self.mean
+        parts = x.transpose(0, 2, 1)  # [n, P, D]
+        norms = np.linalg.norm(parts, axis=2, keepdims=True)
+        scaled = parts / (np.maximum(norms, np.finfo(np.float32).tiny) * np.float32(np.sqrt(parts.shape[1])))
+        return np.ascontiguousarray(scaled.reshape(len(x), -1), dtype=np.float32)
+
+    def similarity(self, probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        """Mean per-part cosine similarity ``[Sp, Sg]`` of two embedding sets, transform applied."""
+        return self.vectors(probes) @ self.vectors(gallery).T
+
+
+def centring_transform(embeddings: np.ndarray) -> MatchingTransform:
+    """The transform that subtracts the mean of ``embeddings`` ``[n, D, P]`` (the training split)."""
+    return MatchingTransform(np.asarray(embeddings, dtype=np.float64).mean(axis=0).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``confidence = 1 / (1 + exp(-(slope * similarity + intercept)))``."""
+
+    slope: float
+    intercept: float
+
+    def confidence(self, similarity: np.ndarray | float) -> np.ndarray:
+        z = np.clip(self.slope * np.asarray(similarity, dtype=np.float64) + self.intercept, -50.0, 50.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def similarity_at(self, confidence: float) -> float:
+        """The similarity whose confidence is ``confidence`` (to state a threshold on both scales)."""
+        return float((np.log(confidence / (1.0 - confidence)) - self.intercept) / self.slope)
+
+
+def fit_calibration(similarity: np.ndarray, same: np.ndarray, iterations: int = 100) -> Calibration:
+    """Logistic regression of ``same`` (bool) on ``similarity``, classes weighted equally (Newton's method).
+
+    Equal weights make the confidence the probability of the same person under a 50/50 prior,
+    whatever the ratio of same-person to different-person pairs in the data it was fitted on.
+    """
+    s = np.asarray(similarity, dtype=np.float64).ravel()
+    y = np.asarray(same, dtype=np.float64).ravel()
+    positives = y.sum()
+    if positives == 0 or positives == len(y):
+        raise ModelError("calibration needs both same-person and different-person pairs", code="bad_calibration")
+    weights = np.where(y > 0, 0.5 / positives, 0.5 / (len(y) - positives))
+    features = np.stack([s, np.ones_like(s)], axis=1)
+    theta = np.zeros(2)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -50, 50)))
+        gradient = features.T @ (weights * (p - y))
+        hessian = (features * (weights * p * (1 - p))[:, None]).T @ features + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return Calibration(float(theta[0]), float(theta[1]))
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One row of a reliability table: pairs whose confidence fell in ``[low, high)``."""
+
+    low: float
+    high: float
+    pairs: float  # weighted share of all pairs
+    mean_confidence: float
+    same_rate: float
+
+
+def reliability(confidence: np.ndarray, same: np.ndarray, bins: int = 10) -> tuple[float, list[ReliabilityBin]]:
+    """Expected calibration error and the reliability table, classes weighted equally as in the fit."""
+    c = np.asarray(confidence, dtype=np.float64).ravel()
+    y = np.asarray(same, dtype=bool).ravel()
+    weights = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, bins - 1)
+    table, error = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        w = weights[inside].sum()
+        if w <= 0:
+            continue
+        mean_conf = float((weights[inside] * c[inside]).sum() / w)
+        rate = float((weights[inside] * y[inside]).sum() / w)
+        error += w * abs(mean_conf - rate)
+        table.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), float(w), mean_conf, rate))
+    return float(error), table
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A gallery subject and the score of its best-matching enrolled sequence."""
+
+    subject_id: str
+    similarity: float
+    confidence: float | None
+    sequence_id: int = -1
+
+    @property
+    def score(self) -> float:
+        """What thresholds apply to: the confidence of calibrated models, else the similarity."""
+        return self.similarity if self.confidence is None else self.confidence
+
+    def scores(self) -> dict[str, float | None]:
+        """The numbers an answer shows: ``score`` (the similarity) and ``confidence``, rounded."""
+        confidence = None if self.confidence is None else round(self.confidence, 6)
+        return {"score": round(self.similarity, 6), "confidence": confidence}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    subject_id: str | None
+    candidate: Candidate | None
+
+
+def decide(candidates: Sequence[Candidate], threshold: float) -> Verdict:
+    """``match`` when the best subject's score reaches the threshold, else ``unknown``."""
+    best = candidates[0] if candidates else None
+    if best is not None and best.score >= threshold:
+        return Verdict("match", best.subject_id, best)
+    return Verdict("unknown", None, best)
