@@ -1,8 +1,12 @@
 """``gaitid bench gallery``: gallery index build time, memory, search latency and recall per size × kind.
 
-The gallery is synthetic but structured like real embeddings (``service/gallery/synthetic.py``:
-subjects with 2–8 sequences each, correlated parts, genuine scores ~0.6–0.9, impostors ~0.0–0.5);
-queries are new sequences of enrolled subjects. It is generated in chunks, so a 1M-entry gallery
+By default the gallery is synthetic (``service/gallery/synthetic.py``: subjects with 2–8 sequences
+each, correlated parts, genuine scores ~0.6–0.9, impostors ~0.0–0.5). With ``--real`` it is grown
+from a model's real CASIA-B embeddings (``service/gallery/grown.py``: the real population mean,
+subject offsets and within-subject residuals, recombined) and searched after that model's
+matching transform, which is what tells the truth about recall for a shipped model: raw real
+embeddings share a large common component that isotropic data lacks. Queries are new sequences
+of enrolled subjects. It is generated in chunks, so a 1M-entry gallery
 (16 GB as float32) never exists at once: the index is rebuilt from the first chunk (which trains
 PQ) and the rest added, as a service with a large database would. For each cell:
 
@@ -17,6 +21,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -24,13 +29,14 @@ import numpy as np
 from bench.report import BenchReport
 from models.matching import MatchingTransform
 from service.cli.errors import CliInputError
+from service.gallery.grown import GrownGallery
 from service.gallery.index import INDEX_KINDS, GalleryIndex, IndexConfig
-from service.gallery.synthetic import SyntheticGallery
+from service.gallery.synthetic import SubjectGallery, SyntheticGallery
 from service.gallery.vectors import DIM
 
 _CHUNK = 20_000  # entries generated at a time: ~330 MB of float32 vectors
 _K = 10
-_IDENTITY = MatchingTransform()
+_REAL_PER_SUBJECT = 20  # real sequences embedded per test subject to grow galleries from
 
 
 def _rss_bytes() -> int:
@@ -66,11 +72,52 @@ class _Exact:
         self.best_id[better] = ids[best[better]]
 
 
-def _build(index: GalleryIndex, gallery: SyntheticGallery, label: str, exact: _Exact | None) -> float:
+@dataclass(frozen=True)
+class _Source:
+    """Where galleries come from: synthetic, or grown from real embeddings under a model's transform."""
+
+    transform: MatchingTransform
+    real: tuple[np.ndarray, np.ndarray] | None = None  # embeddings [n, 256, 16], subjects [n]
+    description: str = "synthetic"
+
+    def gallery(self, size: int, seed: int) -> SubjectGallery:
+        if self.real is None:
+            return SyntheticGallery(size, seed=seed)
+        return GrownGallery(*self.real, size=size, seed=seed)
+
+
+def _real_source(args: argparse.Namespace) -> _Source:
+    """Embed (once; cached under GAITID_CACHE_DIR/bench) a sample of the model's CASIA-B test subjects."""
+    from models.evaluation.runner import embed_records, load_split, sample_per_subject
+    from models.loading import cache_dir, create_embedder
+    from models.registry import resolve
+
+    spec = resolve(args.model)
+    cached = cache_dir() / "bench" / f"{spec.key}-{args.real_subjects}-{_REAL_PER_SUBJECT}.npz"
+    if not cached.is_file():
+        if not args.data.is_dir():
+            raise CliInputError(f"--real needs CASIA-B at --data (no folder {args.data})", code="input_not_found")
+        records = sample_per_subject(load_split(args.data, args.real_subjects, None), _REAL_PER_SUBJECT)
+        print(f"embedding {len(records)} real sequences with {spec.key} (once)", file=sys.stderr, flush=True)
+        embedder = create_embedder(spec.arch, spec.weights, backend="onnx", config=spec.config)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, embeddings=embed_records(embedder, records), subjects=[r.subject for r in records])
+    with np.load(cached) as stored:
+        embeddings, subjects = stored["embeddings"], stored["subjects"]
+    description = (
+        f"grown from {len(embeddings)} real embeddings of {len(set(subjects.tolist()))} CASIA-B subjects "
+        f"({spec.key}, matching transform {spec.transform.digest})"
+    )
+    return _Source(spec.transform, (embeddings, subjects), description)
+
+
+def _build(
+    index: GalleryIndex, gallery: SubjectGallery, transform: MatchingTransform, label: str, exact: _Exact | None
+) -> float:
     """Fill ``index`` chunk by chunk; returns the seconds spent inside the index."""
     seconds, shown = 0.0, time.perf_counter()
     for ids, embeddings in gallery.chunks(_CHUNK):
-        vectors = _IDENTITY.vectors(embeddings)
+        vectors = transform.vectors(embeddings)
         del embeddings
         if exact is not None:
             exact.update(ids, vectors)
@@ -118,16 +165,17 @@ def _run(args: argparse.Namespace) -> int:
     if min(sizes) < 2 or args.queries < 1 or args.threads < 1:
         raise CliInputError("--sizes must be at least 2, --queries and --threads at least 1", code="bad_option")
     config = IndexConfig(threads=args.threads)
+    source = _real_source(args) if args.real else _Source(MatchingTransform())
     print(
-        f"gaitid bench gallery: synthetic seed {args.seed}, {args.queries} queries, k={_K}, dim {DIM}, "
+        f"gaitid bench gallery: {source.description}, seed {args.seed}, {args.queries} queries, k={_K}, dim {DIM}, "
         f"faiss {faiss.__version__}, {args.threads} thread(s), exact_max {config.exact_max}",
         flush=True,
     )
     report = BenchReport(["entries", "kind", "in use", "build s", "GB", "p50 ms", "p99 ms", "recall@1"])
     for size in sizes:
-        gallery = SyntheticGallery(size, seed=args.seed)
+        gallery = source.gallery(size, args.seed)
         _, query_embeddings = gallery.queries(args.queries, seed=args.seed + 1)
-        queries = _IDENTITY.vectors(query_embeddings)
+        queries = source.transform.vectors(query_embeddings)
         queries @ queries.T  # the first BLAS call allocates its buffers: keep them out of the first row's GB
         exact, pending = _Exact.start(queries), True  # filled during the first build
         for kind in kinds:
@@ -138,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             index = GalleryIndex(config=IndexConfig(kind=kind, threads=args.threads))
             before = _rss_bytes()
-            build = _build(index, gallery, f"{kind} at {size:,}", exact if pending else None)
+            build = _build(index, gallery, source.transform, f"{kind} at {size:,}", exact if pending else None)
             memory, pending = (_rss_bytes() - before) / 1e9, False
             ms, top1 = _latencies(index, queries)
             recall = float(np.mean(top1 == exact.best_id))
@@ -157,11 +205,20 @@ def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         description=__doc__,
         epilog="examples:\n  gaitid bench gallery\n"
         "  gaitid bench gallery --sizes 10000,100000,1000000 --kinds flat,auto\n"
-        "  gaitid bench gallery --sizes 100000 --kinds pq --threads 2",
+        "  gaitid bench gallery --sizes 100000 --kinds pq --threads 2\n"
+        "  gaitid bench gallery --real --model default --sizes 100000,1000000 --kinds auto",
     )
     parser.add_argument("--sizes", default="10000,100000", help="gallery entries, comma list (default 10000,100000)")
     parser.add_argument("--kinds", default="flat,auto", help=f"comma list from {', '.join(INDEX_KINDS)}")
     parser.add_argument("--queries", type=int, default=200, help="single-query searches per cell (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic gallery seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads per call (default 1)")
+    parser.add_argument(
+        "--real", action="store_true", help="grow galleries from --model's real CASIA-B embeddings (its transform)"
+    )
+    parser.add_argument("--model", default="default", help="the registered model for --real (default: default)")
+    parser.add_argument(
+        "--data", type=Path, default=Path("../shared/data/casia-b"), help="CASIA-B for --real (packed or OpenGait)"
+    )
+    parser.add_argument("--real-subjects", default="075-124", help="subjects --real embeds (default 075-124)")
     parser.set_defaults(handler=_run)

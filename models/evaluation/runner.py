@@ -71,17 +71,7 @@ def fit_matching(
     their mean and the calibration is fitted on their protocol pairs (probes against nm-01..04
     across views), the same kind of comparison the test split is scored on.
     """
-    records = _load_split(data_root, subjects, cache_dir)
-    rng = np.random.default_rng(0)
-    by_subject: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        by_subject.setdefault(record.subject, []).append(index)
-    chosen = sorted(
-        i
-        for indices in by_subject.values()
-        for i in rng.choice(indices, size=min(FIT_SEQUENCES_PER_SUBJECT, len(indices)), replace=False)
-    )
-    sample = [records[i] for i in chosen]
+    sample = sample_per_subject(load_split(data_root, subjects, cache_dir), FIT_SEQUENCES_PER_SUBJECT)
     embeddings = embed_records(embedder, sample, progress)
     transform = centring_transform(embeddings) if centre else MatchingTransform()
     vectors = transform.vectors(embeddings)
@@ -91,7 +81,20 @@ def fit_matching(
     return transform, calibration, facts
 
 
-def _load_split(data_root: Path, subjects: str, cache_dir: Path | None) -> list[SequenceRecord]:
+def sample_per_subject(records: Sequence[SequenceRecord], count: int, seed: int = 0) -> list[SequenceRecord]:
+    """At most ``count`` records of each subject, drawn without replacement (a pure function of ``seed``)."""
+    rng = np.random.default_rng(seed)
+    by_subject: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_subject.setdefault(record.subject, []).append(index)
+    chosen = sorted(
+        i for indices in by_subject.values() for i in rng.choice(indices, size=min(count, len(indices)), replace=False)
+    )
+    return [records[i] for i in chosen]
+
+
+def load_split(data_root: Path, subjects: str, cache_dir: Path | None) -> list[SequenceRecord]:
+    """The non-empty sequences of a subject range such as ``075-124``."""
     first, _, last = subjects.partition("-")
     dataset = SilhouetteDataset(data_root, cache_dir)
     chosen = list(iter_subject_range(dataset.subjects, int(first), int(last or first)))
@@ -115,7 +118,7 @@ def evaluate_casia_b(
     expected calibration error and reliability table on the test split's protocol pairs."""
     started = time.perf_counter()
     transform = transform or MatchingTransform()
-    records = _load_split(data_root, subjects, cache_dir)
+    records = load_split(data_root, subjects, cache_dir)
     embeddings = embed_records(embedder, records, progress)
     labels = _labels(records)
     centred = embeddings if transform.mean is None else embeddings - transform.mean

@@ -54,8 +54,55 @@ def _coupled(rng: np.random.Generator, rho: float, lead: int) -> np.ndarray:
     return np.float32(rho) * shared + np.float32(np.sqrt(1 - rho**2)) * own
 
 
+def subject_layout(size: int, seed: int, sequences: tuple[int, int]) -> np.ndarray:
+    """The subject of each of ``size`` entries: consecutive runs of ``sequences[0]..[1]`` entries."""
+    low, high = sequences
+    counts = np.random.default_rng((seed, 0)).integers(low, high + 1, size=size // low + 1)
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)[:size]
+
+
+class SubjectGallery:
+    """Chunked generation shared by the generators: a subject's centre and sequences come from
+    ``_subject(subject)`` and ``_sequences(centre, rng, count)``, pure functions of the seed."""
+
+    size: int
+    seed: int
+    subject_of: np.ndarray
+
+    def _subject(self, subject: int) -> tuple[np.ndarray, np.random.Generator]:
+        raise NotImplementedError
+
+    def _sequences(self, centre: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def subjects(self) -> int:
+        return int(self.subject_of[-1]) + 1 if self.size else 0
+
+    def chunks(self, entries: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids int64 [m], embeddings float32 [m, 256, 16])``, ``m`` about ``entries``, whole subjects."""
+        starts = np.flatnonzero(np.diff(self.subject_of, prepend=-1))
+        ends = np.append(starts[1:], self.size)
+        first = 0
+        while first < len(starts):
+            last = max(first + 1, min(len(starts), int(np.searchsorted(starts, starts[first] + entries))))
+            blocks = []
+            for subject in range(first, last):
+                centre, rng = self._subject(subject)
+                blocks.append(self._sequences(centre, rng, int(ends[subject] - starts[subject])))
+            yield np.arange(starts[first], ends[last - 1], dtype=np.int64), np.concatenate(blocks)
+            first = last
+
+    def queries(self, count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` new sequences of enrolled subjects: ``(subjects int64 [count], embeddings [count, 256, 16])``."""
+        rng = np.random.default_rng((self.seed, 3, seed))
+        subjects = rng.integers(0, self.subjects, size=count)
+        out = np.stack([self._sequences(self._subject(int(s))[0], rng, 1)[0] for s in subjects])
+        return subjects.astype(np.int64), out.astype(np.float32)
+
+
 @dataclass(frozen=True)
-class SyntheticGallery:
+class SyntheticGallery(SubjectGallery):
     """A gallery of ``size`` entries (ids ``0..size-1``) grouped by subject, generated lazily."""
 
     size: int
@@ -65,16 +112,9 @@ class SyntheticGallery:
     mu: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        low, high = self.spec.sequences
-        counts = np.random.default_rng((self.seed, 0)).integers(low, high + 1, size=self.size // low + 1)
-        subject_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)[: self.size]
-        object.__setattr__(self, "subject_of", subject_of)
+        object.__setattr__(self, "subject_of", subject_layout(self.size, self.seed, self.spec.sequences))
         mu = _gaussian(np.random.default_rng((self.seed, 1)), PARTS, CHANNELS)  # population mean direction per part
         object.__setattr__(self, "mu", mu / np.linalg.norm(mu, axis=1, keepdims=True))
-
-    @property
-    def subjects(self) -> int:
-        return int(self.subject_of[-1]) + 1 if self.size else 0
 
     def _subject(self, subject: int) -> tuple[np.ndarray, np.random.Generator]:
         """The subject's noise-free centre ``[16, 256]`` and the generator its own sequences continue from."""
@@ -90,28 +130,3 @@ class SyntheticGallery:
         noise = rng.uniform(*self.spec.noise, size=(count, 1, 1)).astype(np.float32)
         parts = centre[None] + noise * _coupled(rng, self.spec.part_coupling, count)
         return parts.transpose(0, 2, 1)
-
-    def chunks(self, entries: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(ids int64 [m], embeddings float32 [m, 256, 16])``, ``m`` about ``entries``, whole subjects."""
-        starts = np.flatnonzero(np.diff(self.subject_of, prepend=-1))
-        ends = np.append(starts[1:], self.size)
-        first = 0
-        while first < len(starts):
-            last = min(len(starts), int(np.searchsorted(starts, starts[first] + entries)))
-            last = max(last, first + 1)
-            blocks = []
-            for subject in range(first, last):
-                centre, rng = self._subject(subject)
-                blocks.append(self._sequences(centre, rng, int(ends[subject] - starts[subject])))
-            yield np.arange(starts[first], ends[last - 1], dtype=np.int64), np.concatenate(blocks)
-            first = last
-
-    def queries(self, count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """``count`` new sequences of enrolled subjects: ``(subjects int64 [count], embeddings [count, 256, 16])``."""
-        rng = np.random.default_rng((self.seed, 3, seed))
-        subjects = rng.integers(0, self.subjects, size=count)
-        out = np.empty((count, CHANNELS, PARTS), dtype=np.float32)
-        for i, subject in enumerate(subjects):
-            centre, _ = self._subject(int(subject))
-            out[i] = self._sequences(centre, rng, 1)[0]
-        return subjects.astype(np.int64), out

@@ -7,6 +7,7 @@ import pytest
 
 from models.matching import MatchingTransform
 from service.cli import main
+from service.gallery.grown import GrownGallery
 from service.gallery.index import PQ_MIN_TRAIN, GalleryIndex, IndexConfig
 from service.gallery.synthetic import SyntheticGallery
 from service.gallery.vectors import DIM
@@ -163,3 +164,27 @@ def test_bench_gallery_prints_a_table(capsys) -> None:
     table = capsys.readouterr().out.splitlines()[-2:]
     assert [line.split()[:3] for line in table] == [["300", "flat", "flat"], ["300", "pq", "pq"]]
     assert all(line.split()[-1] == "1.000" for line in table)
+
+
+def test_grown_galleries_keep_the_real_structure() -> None:
+    """Grown from 'real' embeddings with a dominant common component: the component survives
+    (raw scores near 1 for everyone), the model's centring removes it, and identities stay apart."""
+    rng = np.random.default_rng(7)
+    common = 8 * rng.standard_normal((256, 16)).astype(np.float32)
+    basis = rng.standard_normal((30, 256, 16)).astype(np.float32)  # identities vary in 30 directions
+    people = np.tensordot(rng.standard_normal((12, 30)).astype(np.float32) / np.sqrt(30), basis, axes=1)
+    real = np.concatenate([common + people + 0.4 * rng.standard_normal((12, 256, 16)) for _ in range(4)])
+    labels = np.tile(np.arange(12), 4)
+    gallery = GrownGallery(real, labels, size=400, seed=1)
+    ids, embeddings = next(gallery.chunks(400))
+    assert len(ids) == 400 and embeddings.shape == (400, 256, 16) and gallery.subjects > 12
+    same = gallery.subject_of[:, None] == gallery.subject_of[None, :]
+    off_diagonal = ~np.eye(400, dtype=bool)
+    raw = MatchingTransform().vectors(embeddings)
+    assert (raw @ raw.T)[~same].min() > 0.9  # the squeeze real embeddings have
+    centred = MatchingTransform(real.mean(axis=0)).vectors(embeddings)
+    scores = centred @ centred.T
+    assert np.median(scores[same & off_diagonal]) > np.percentile(scores[~same], 99)
+    subjects, queries = gallery.queries(20, seed=2)
+    found = (MatchingTransform(real.mean(axis=0)).vectors(queries) @ centred.T).argmax(axis=1)
+    assert np.mean(gallery.subject_of[found] == subjects) >= 0.9
