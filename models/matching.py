@@ -15,7 +15,8 @@ One path for every place that matches (evaluation, the gallery, identify, stream
 """
 
 import hashlib
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,7 @@ import numpy as np
 from models.errors import ModelError
 
 Decision = Literal["match", "unknown", "insufficient"]
+EmbedFn = Callable[[Sequence[np.ndarray]], np.ndarray]  # sequences → raw embeddings [S, D, P]
 
 
 @dataclass(frozen=True)
@@ -195,3 +197,42 @@ def decide(candidates: Sequence[Candidate], threshold: float) -> Verdict:
     if best is not None and best.score >= threshold:
         return Verdict("match", best.subject_id, best)
     return Verdict("unknown", None, best)
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How a long walk is embedded: windows of ``frames`` frames every ``stride`` frames, their raw
+    embeddings averaged (``frames`` 0: the whole sequence in one pass, as OpenGait does).
+
+    The networks are trained on 16-30 frame clips and pool frames with a maximum, so one pass over a
+    200-frame track that grows from 100 to 250 px (or turns) is dominated by its extremes; averaging
+    window embeddings keeps every part of the walk. Sequences no longer than a window stay whole.
+    """
+
+    frames: int = 0
+    stride: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames < 0 or (self.frames and not 0 < self.stride <= self.frames):
+            raise ValueError("windows need frames > 0 and 0 < stride <= frames (or frames 0: whole sequences)")
+
+    def split(self, sils: np.ndarray) -> list[np.ndarray]:
+        if not self.frames or len(sils) <= self.frames:
+            return [sils]
+        last = len(sils) - self.frames
+        starts = list(range(0, last + 1, self.stride))
+        if starts[-1] != last:
+            starts.append(last)  # the end of the walk counts as much as its start
+        return [sils[start : start + self.frames] for start in starts]
+
+
+def embed_walks(embed: EmbedFn, sequences: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
+    """One raw embedding per sequence: the mean of its windows' embeddings (one batched ``embed`` call)."""
+    pieces = [windowing.split(s) for s in sequences]
+    flat = [w for windows in pieces for w in windows]
+    embedded = embed(flat)
+    bounds = np.cumsum([0, *(len(windows) for windows in pieces)])
+    return np.stack([embedded[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
+
+
+WHOLE_SEQUENCE = Windowing()  # OpenGait's way: one pass over the whole sequence

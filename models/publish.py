@@ -182,6 +182,9 @@ def _matching_fields(evaluation: dict[str, Any], name: str, output_dir: Path) ->
     calibration = evaluation.get("calibration")
     if calibration is not None:
         fields["calibration"] = {"slope": calibration["slope"], "intercept": calibration["intercept"]}
+    windows = evaluation.get("windows") or {}
+    if windows.get("frames"):
+        fields["windows"] = {"frames": windows["frames"], "stride": windows["stride"]}
     return fields
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from models.architectures import ArchConfig, make_config
 from models.errors import ModelError, UnknownModelError
-from models.matching import Calibration, MatchingTransform
+from models.matching import Calibration, MatchingTransform, Windowing
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_USER_DIR = Path("var/models")
@@ -43,6 +43,7 @@ class ModelSpec:
     thresholds: dict[str, float] = field(default_factory=dict)
     transform: MatchingTransform = field(default_factory=MatchingTransform)
     calibration: Calibration | None = None
+    windowing: Windowing = field(default_factory=Windowing)  # how long walks are embedded
     description: str = ""
     card: Path | None = None
     origin: Literal["bundled", "user"] = "user"
@@ -80,6 +81,7 @@ def _parse_card(path: Path, origin: Literal["bundled", "user"]) -> ModelSpec:
         thresholds={str(k): float(v) for k, v in (raw.get("thresholds") or {}).items()},
         transform=MatchingTransform.load(path.parent / transform) if transform else MatchingTransform(),
         calibration=_calibration(raw.get("calibration"), path),
+        windowing=_windowing(raw.get("windows"), path),
         description=str(raw.get("description", "")),
         card=(path.parent / card_doc) if card_doc else None,
         origin=origin,
@@ -98,6 +100,16 @@ def _calibration(raw: Any, path: Path) -> Calibration | None:
     if not calibration.slope > 0:
         raise ModelError(f"model card {path}: calibration slope must be positive", code="bad_model_card")
     return calibration
+
+
+def _windowing(raw: Any, path: Path) -> Windowing:
+    if raw is None:
+        return Windowing()
+    try:
+        return Windowing(int(raw["frames"]), int(raw["stride"]))
+    except (TypeError, KeyError, ValueError) as error:
+        message = f"model card {path}: windows needs whole numbers frames and stride ({error})"
+        raise ModelError(message, code="bad_model_card") from None
 
 
 def _card_paths(folder: Path) -> list[Path]:

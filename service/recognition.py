@@ -16,6 +16,7 @@ import numpy as np
 
 from models.embedder import MAX_FRAMES, MIN_FRAMES, Embedder
 from models.loading import create_embedder
+from models.matching import embed_walks
 from models.registry import ModelSpec, resolve
 from pipeline.cache import default_cache, extract_cached
 from pipeline.decode import DecodeLimits
@@ -97,8 +98,9 @@ class Recognizer:
             return self._embedder
 
     def embed(self, sequences: list[np.ndarray]) -> np.ndarray:
-        """float32 [S, 256, 16]; sequences longer than the model takes keep their first frames."""
-        return self.embedder.embed([s[:MAX_FRAMES] for s in sequences])
+        """float32 [S, 256, 16], each walk embedded as the model card says (whole, or windows averaged);
+        sequences longer than the model takes keep their first frames."""
+        return embed_walks(self.embedder.embed, [s[:MAX_FRAMES] for s in sequences], self.spec.windowing)
 
     def extract(
         self, source: str | Path, progress: Callable[[float], None], cancelled: Callable[[], bool]

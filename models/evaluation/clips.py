@@ -21,7 +21,7 @@ import yaml
 
 from models.embedder import MAX_FRAMES, Embedder
 from models.errors import ModelError
-from models.matching import Calibration, Candidate, MatchingTransform, decide
+from models.matching import WHOLE_SEQUENCE, Calibration, Candidate, MatchingTransform, Windowing, decide, embed_walks
 from pipeline.cache import TrackCache, extract_cached
 from pipeline.extract import PipelineConfig, PipelineResult
 from pipeline.tracks import Track
@@ -179,6 +179,7 @@ class Matching:
     transform: MatchingTransform
     calibration: Calibration | None
     thresholds: dict[str, float]
+    windowing: Windowing = WHOLE_SEQUENCE
 
     def candidates(
         self, similarity: np.ndarray, subjects: Sequence[str], exclude: str | None = None
@@ -230,7 +231,8 @@ def run_clips_protocol(
         found = walks(entry, people)
         probes.extend((entry, person, found.get(person)) for person in people)
     present = [a for _, _, a in probes if a is not None]
-    vectors = embedder.embed([a.track.silhouettes[:MAX_FRAMES] for a in [gallery[p] for p in enrolled] + present])
+    walks_embedded = [a.track.silhouettes[:MAX_FRAMES] for a in [gallery[p] for p in enrolled] + present]
+    vectors = embed_walks(embedder.embed, walks_embedded, matching.windowing)
     similarity = matching.transform.similarity(vectors[len(enrolled) :], vectors[: len(enrolled)])
     rows = {id(a): similarity[i] for i, a in enumerate(present)}
     report = _report(matching, enrolled, gallery, probes, rows)
@@ -347,10 +349,12 @@ def matching_from_report(path: Path) -> Matching:
         fitted = report.get("matching_fit") or {}
         mean = fitted.get("mean")
         calibration = report.get("calibration")
+        windows = report.get("windows") or {}
         return Matching(
             MatchingTransform(None if mean is None else np.asarray(mean, dtype=np.float32)),
             None if calibration is None else Calibration(calibration["slope"], calibration["intercept"]),
             {name: float(point["threshold"]) for name, point in report["open_set"].items()},
+            Windowing(int(windows.get("frames", 0)), int(windows.get("stride", 0))),
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path} is not a CASIA-B evaluation report: {error}", code="bad_evaluation") from None

@@ -23,9 +23,12 @@ from models.evaluation.distances import distance_matrix
 from models.evaluation.open_set import open_set_thresholds
 from models.evaluation.retrieval import retrieval_scores
 from models.matching import (
+    WHOLE_SEQUENCE,
     Calibration,
     MatchingTransform,
+    Windowing,
     centring_transform,
+    embed_walks,
     fit_calibration,
     reliability,
 )
@@ -41,13 +44,16 @@ def embeddable(sils: np.ndarray) -> np.ndarray:
 
 
 def embed_records(
-    embedder: Embedder, records: Sequence[SequenceRecord], progress: Progress | None = None
+    embedder: Embedder,
+    records: Sequence[SequenceRecord],
+    progress: Progress | None = None,
+    windowing: Windowing = WHOLE_SEQUENCE,
 ) -> np.ndarray:
-    """Embeddings ``[S, D, P]`` of every record, in chunks so progress can be shown."""
+    """Embeddings ``[S, D, P]`` of every record (whole, or windows averaged), in chunks so progress can be shown."""
     chunks = []
     for start in range(0, len(records), EMBED_CHUNK):
         chunk = records[start : start + EMBED_CHUNK]
-        chunks.append(embedder.embed([embeddable(r.sils) for r in chunk]))
+        chunks.append(embed_walks(embedder.embed, [embeddable(r.sils) for r in chunk], windowing))
         if progress:
             progress(start + len(chunk), len(records))
     return np.concatenate(chunks)
@@ -64,6 +70,7 @@ def fit_matching(
     centre: bool = True,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    windowing: Windowing = WHOLE_SEQUENCE,
 ) -> tuple[MatchingTransform, Calibration, dict[str, Any]]:
     """The matching transform and calibration of a model, from its *training* split.
 
@@ -72,7 +79,7 @@ def fit_matching(
     across views), the same kind of comparison the test split is scored on.
     """
     sample = sample_per_subject(load_split(data_root, subjects, cache_dir), FIT_SEQUENCES_PER_SUBJECT)
-    embeddings = embed_records(embedder, sample, progress)
+    embeddings = embed_records(embedder, sample, progress, windowing)
     transform = centring_transform(embeddings) if centre else MatchingTransform()
     vectors = transform.vectors(embeddings)
     similarity, same = protocol_pairs(lambda p, g: vectors[p] @ vectors[g].T, _labels(sample))
@@ -111,6 +118,7 @@ def evaluate_casia_b(
     progress: Progress | None = None,
     transform: MatchingTransform | None = None,
     calibration: Calibration | None = None,
+    windowing: Windowing = WHOLE_SEQUENCE,
 ) -> dict[str, Any]:
     """The CASIA-B protocol, JSON-ready: rank-1 with OpenGait's Euclidean distance on the raw
     embedding and with the service's matching (cosine after ``transform``); open-set thresholds on
@@ -119,7 +127,7 @@ def evaluate_casia_b(
     started = time.perf_counter()
     transform = transform or MatchingTransform()
     records = load_split(data_root, subjects, cache_dir)
-    embeddings = embed_records(embedder, records, progress)
+    embeddings = embed_records(embedder, records, progress, windowing)
     labels = _labels(records)
     centred = embeddings if transform.mean is None else embeddings - transform.mean
     results = {
@@ -140,6 +148,7 @@ def evaluate_casia_b(
             "subjects": subjects,
             "sequences": len(records),
             "embedder": embedder.description,
+            "windows": {"frames": windowing.frames, "stride": windowing.stride},
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": {metric: {"means": result.means, "table": result.table} for metric, result in results.items()},
             "open_set": {

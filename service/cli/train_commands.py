@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from models.evaluation.clips import (
 )
 from models.evaluation.runner import evaluate_casia_b, evaluate_partition, fit_matching
 from models.loading import create_embedder
+from models.matching import WHOLE_SEQUENCE, Windowing
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
 from pipeline.cache import default_cache
@@ -84,18 +86,31 @@ def _reliability(calibration: dict) -> list[list[str]]:
 def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
     """The CASIA-B protocol with the model card's matching, or one fitted on the training split."""
     spec = choice.spec
+    windowing = _windowing(args, choice)
     if spec is not None and spec.calibration is not None and not args.refit:
         transform, calibration, fitted = spec.transform, spec.calibration, None
     else:
         print(f"fitting the matching transform and calibration on CASIA-B {args.fit_subjects}", file=sys.stderr)
         transform, calibration, fitted = fit_matching(
-            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _progress
+            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _progress, windowing
         )
-    report = evaluate_casia_b(embedder, args.data, args.subjects, args.cache_dir, _progress, transform, calibration)
+    report = evaluate_casia_b(
+        embedder, args.data, args.subjects, args.cache_dir, _progress, transform, calibration, windowing
+    )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
     _print_casia_b(report)
     return report
+
+
+def _windowing(args: argparse.Namespace, choice: WeightsChoice) -> Windowing:
+    """The card's way of embedding long walks, unless --window-frames says otherwise."""
+    if args.window_frames is None:
+        return choice.spec.windowing if choice.spec is not None else WHOLE_SEQUENCE
+    try:
+        return Windowing(args.window_frames, args.window_stride or max(1, args.window_frames // 2))
+    except ValueError as error:
+        raise CliInputError(str(error), code="bad_option") from None
 
 
 def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
@@ -103,12 +118,14 @@ def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) 
     if args.matching_from is not None:
         matching = matching_from_report(args.matching_from)
     elif choice.spec is not None:
-        matching = Matching(choice.spec.transform, choice.spec.calibration, choice.spec.thresholds)
+        spec = choice.spec
+        matching = Matching(spec.transform, spec.calibration, spec.thresholds, spec.windowing)
     else:
         raise CliInputError(
             "--dataset clips with --checkpoint needs --matching-from EVAL.json (a CASIA-B evaluation of it)",
             code="missing_option",
         )
+    matching = replace(matching, windowing=_windowing(args, choice)) if args.window_frames is not None else matching
     if not matching.thresholds:
         raise CliInputError(f"{choice.label} has no open-set thresholds to decide with", code="no_threshold")
     if not args.protocol.is_file():
@@ -206,6 +223,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--no-centring", action="store_true", help="fit only the calibration, without the centring transform"
     )
     evaluate.add_argument("--refit", action="store_true", help="fit the matching even if the model card has one")
+    evaluate.add_argument(
+        "--window-frames",
+        type=int,
+        help="embed walks in windows of this many frames, averaged (default: the model card's; 0: whole)",
+    )
+    evaluate.add_argument("--window-stride", type=int, help="frames between window starts (default: half a window)")
     evaluate.add_argument(
         "--protocol", type=Path, default=Path("configs/clips_protocol.yaml"), help="the real-clip protocol (clips)"
     )
