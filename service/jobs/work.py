@@ -193,9 +193,9 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
     except (ServiceError, PipelineError, ModelError) as error:
         details = error.details if isinstance(error, ServiceError) else None
         fail_job(ctx.sessions, job_id, error.code, str(error), details)
-    except Exception as error:
+    except Exception:
         log.exception("job %s failed unexpectedly", job_id)
-        fail_job(ctx.sessions, job_id, "internal_error", f"{type(error).__name__}: {error}")
+        fail_job(ctx.sessions, job_id, "internal_error", "internal error; see the server log")
     finally:
         with ctx.sessions() as session:
             stored = session.get(Job, job_id)
