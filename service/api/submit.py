@@ -27,7 +27,13 @@ from service.errors import ServiceError, TooManyJobsError, UnprocessableError
 from service.jobs.store import TERMINAL, active_jobs
 
 # HTTP status of a waited-for job that failed, by its error code (422 otherwise).
-FAILURE_STATUS = {"multiple_tracks": 409, "subject_not_found": 404, "internal_error": 500, "interrupted": 503}
+FAILURE_STATUS = {
+    "multiple_tracks": 409,
+    "subject_not_found": 404,
+    "silhouettes_too_large": 413,
+    "internal_error": 500,
+    "interrupted": 503,
+}
 _POLL_S = 0.2
 
 
