@@ -92,7 +92,7 @@ async def submit_job(
             raise TooManyJobsError(
                 f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
             )
-    staged = await stage_input(request, ctx.settings.data_dir, allow_silhouettes=kind == "enroll")
+    staged = await stage_input(request, ctx.settings, allow_silhouettes=kind == "enroll")
     try:
         if staged.track_id is not None:
             params = {**params, "track_id": staged.track_id}
@@ -106,7 +106,7 @@ async def submit_job(
                 id=staged.job_id,
                 kind=kind,
                 params=params,
-                input_path=str(staged.path) if staged.path else None,
+                input_path=str(staged.path),
                 source=staged.source,
                 subject_id=subject_id,
                 api_key_id=principal.key_id,
