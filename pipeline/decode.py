@@ -70,8 +70,10 @@ def is_network_source(source: str | Path) -> bool:
     return isinstance(source, str) and source.lower().startswith(NETWORK_PREFIXES)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+def _reason(error: BaseException) -> str:
+    """What went wrong, without the errno number and file name FFmpeg's message carries: messages reach
+    API clients, who must learn nothing of the server's folders."""
+    text = (getattr(error, "strerror", None) or str(error)).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
@@ -87,22 +89,24 @@ class VideoSource:
         self.limits = limits
         self.truncated = False  # set when decoding stopped early on corrupt data
         network = is_network_source(source)
+        # what messages call the source: a URL as given, a file never by its path on this machine
+        self.name = self.source if network else "the file"
         if not network and not Path(source).is_file():
-            raise VideoNotFoundError(f"video {source} does not exist or is not a file")
+            raise VideoNotFoundError(f"video file {Path(source).name} does not exist or is not a file")
         options = {"rtsp_transport": "tcp"} if self.source.lower().startswith("rtsp") else {}
         try:
             self.container = av.open(
                 self.source, options=options, timeout=(limits.open_timeout_s, limits.read_timeout_s)
             )
         except (av.error.ConnectionRefusedError, av.error.HTTPError, TimeoutError, av.error.ExitError) as error:
-            raise SourceUnreachableError(f"{self.source} did not answer: {_first_line(error)}") from None
+            raise SourceUnreachableError(f"{self.name} did not answer: {_reason(error)}") from None
         except av.error.FFmpegError as error:
             if network:
-                raise SourceUnreachableError(f"{self.source} cannot be opened: {_first_line(error)}") from None
-            raise VideoUnreadableError(f"{self.source} is not a readable video: {_first_line(error)}") from None
+                raise SourceUnreachableError(f"{self.name} cannot be opened: {_reason(error)}") from None
+            raise VideoUnreadableError(f"{self.name} is not a readable video: {_reason(error)}") from None
         if not self.container.streams.video:
             self.container.close()
-            raise VideoUnreadableError(f"{self.source} has no video stream")
+            raise VideoUnreadableError(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.user_rotation = rotate
@@ -129,12 +133,12 @@ class VideoSource:
         ):
             self.close()
             raise VideoTooLargeError(
-                f"{self.source} is {info.width}×{info.height}; the limit is {limits.max_width}×{limits.max_height}"
+                f"{self.name} is {info.width}×{info.height}; the limit is {limits.max_width}×{limits.max_height}"
             )
         if info.duration_s is not None and info.duration_s > limits.max_duration_s:
             self.close()
             raise VideoTooLongError(
-                f"{self.source} lasts {info.duration_s:.1f} s; the limit is {limits.max_duration_s:.0f} s"
+                f"{self.name} lasts {info.duration_s:.1f} s; the limit is {limits.max_duration_s:.0f} s"
             )
 
     def frames(self) -> Iterator[Frame]:
@@ -148,17 +152,17 @@ class VideoSource:
                 decoded += 1
                 time_s = float(frame.pts * time_base) if frame.pts is not None and time_base else index / fps
                 if time_s > self.limits.max_duration_s:
-                    raise VideoTooLongError(f"{self.source} runs past the {self.limits.max_duration_s:.0f} s limit")
+                    raise VideoTooLongError(f"{self.name} runs past the {self.limits.max_duration_s:.0f} s limit")
                 if index % self.limits.frame_stride:
                     continue
                 yield Frame(index, time_s, self._upright(frame))
         except av.error.FFmpegError as error:
             if decoded == 0:
-                raise VideoUnreadableError(f"{self.source}: no decodable frame ({_first_line(error)})") from None
+                raise VideoUnreadableError(f"{self.name} holds no decodable frame: {_reason(error)}") from None
             self.truncated = True
-            log.warning("%s: decoding stopped after %d frames: %s", self.source, decoded, _first_line(error))
+            log.warning("%s: decoding stopped after %d frames: %s", self.source, decoded, _reason(error))
         if decoded == 0:
-            raise VideoUnreadableError(f"{self.source} holds no decodable frame")
+            raise VideoUnreadableError(f"{self.name} holds no decodable frame")
         declared = self.stream.frames
         if declared and decoded < declared * TRUNCATION_SHARE and not self.truncated:
             # threaded decoding can end quietly on a cut-off file: the header still tells

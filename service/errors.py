@@ -4,7 +4,10 @@ Errors from the pipeline and the models (bad videos, bad silhouettes) carry thei
 are answered as 422; nothing a client sends may produce a 500.
 """
 
+import re
 from typing import Any
+
+_ERRNO = re.compile(r"\[(?:Errno|WinError) -?\d+\]\s*")
 
 
 class ServiceError(Exception):
@@ -65,3 +68,13 @@ class TooManyJobsError(ServiceError):
 
 class NotReadyError(ServiceError):
     status, code = 503, "not_ready"
+
+
+def describe(error: BaseException) -> str:
+    """An exception's first line for a message a client sees: no errno number, no file name.
+
+    An ``OSError`` shows only its ``strerror`` (its text also names the file); wrapped ones
+    (httpx's connection errors) lose their ``[Errno N]`` prefix.
+    """
+    text = _ERRNO.sub("", getattr(error, "strerror", None) or str(error)).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

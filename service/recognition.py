@@ -6,15 +6,12 @@ gallery candidates into ``match`` / ``unknown`` / ``insufficient``.
 """
 
 import threading
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
-import cv2
 import numpy as np
 
-from models.embedder import MAX_FRAMES, MIN_FRAMES, Embedder
+from models.embedder import MAX_FRAMES, Embedder
 from models.loading import create_embedder
 from models.matching import embed_walks
 from models.registry import ModelSpec, resolve
@@ -25,8 +22,6 @@ from pipeline.extract import PipelineConfig, PipelineResult
 from pipeline.quality import QualityConfig
 from service.errors import UnprocessableError
 from service.settings import Settings
-
-MAX_ZIP_MEMBERS = MAX_FRAMES
 
 
 class JobCancelledError(Exception):
@@ -114,44 +109,3 @@ class Recognizer:
                 progress(min(done / total, 1.0))
 
         return extract_cached(source, self.pipeline, self.cache, progress=on_progress)
-
-
-def read_silhouettes(path: Path, kind: Literal["npy", "zip"]) -> np.ndarray:
-    """A silhouette sequence uint8 [N, 64, 64] from an ``.npy`` file or a zip of PNG frames."""
-    sils = _read_npy(path) if kind == "npy" else _read_png_zip(path)
-    if sils.ndim != 3 or sils.shape[1:] != (64, 64) or sils.dtype != np.uint8:
-        raise UnprocessableError(
-            f"silhouettes must be uint8 [N, 64, 64], got {sils.dtype} {list(sils.shape)}", code="bad_silhouettes"
-        )
-    if len(sils) < MIN_FRAMES:
-        raise UnprocessableError(f"{len(sils)} silhouettes; at least {MIN_FRAMES} needed", code="bad_silhouettes")
-    return sils[:MAX_FRAMES]
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise UnprocessableError(f"not a readable .npy array: {error}", code="bad_silhouettes") from None
-
-
-def _read_png_zip(path: Path) -> np.ndarray:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = sorted(n for n in archive.namelist() if n.lower().endswith(".png"))
-            if not names or len(names) > MAX_ZIP_MEMBERS:
-                raise UnprocessableError(
-                    f"the zip holds {len(names)} PNG files; 1..{MAX_ZIP_MEMBERS} expected", code="bad_silhouettes"
-                )
-            frames = [_decode_png(archive.read(name), name) for name in names]
-    except (zipfile.BadZipFile, OSError) as error:
-        raise UnprocessableError(f"not a readable zip: {error}", code="bad_silhouettes") from None
-    return np.stack(frames)
-
-
-def _decode_png(data: bytes, name: str) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.shape != (64, 64):
-        shape = None if image is None else list(image.shape)
-        raise UnprocessableError(f"{name}: not a 64×64 grayscale PNG (got {shape})", code="bad_silhouettes")
-    return image

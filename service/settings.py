@@ -6,11 +6,15 @@ a dotenv-style file with the same variables; real environment variables win over
 """
 
 import os
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A comma-separated list of networks in CIDR form (``10.0.0.0/8,fd12:3456::/48``); empty: none.
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,20 @@ class Settings(BaseSettings):
     min_good_frames: int = Field(15, ge=5, le=1000, description="good frames a track needs to be identified")
     max_upload_mb: float = Field(500.0, gt=0, description="largest accepted upload (413 above)")
     max_video_seconds: float = Field(600.0, gt=0, description="longest accepted video (422 video_too_long)")
+    url_allow_networks: Networks = Field(
+        (),
+        description="networks (CIDR, comma-separated) a video URL may lead to besides public addresses; by default "
+        "loopback, private, link-local, multicast and reserved addresses are refused (422 url_not_allowed), and "
+        "cloud metadata endpoints always are",
+    )
+    url_fetch_seconds: float = Field(
+        300.0, gt=0, description="longest the download of a video given by URL may take (422 source_unreachable)"
+    )
+    stream_allow_networks: Networks = Field(
+        (),
+        description="networks (CIDR, comma-separated) camera streams may be on; empty: anywhere (streams are "
+        "registered by admin keys only); cloud metadata endpoints are always refused",
+    )
     max_active_jobs: int = Field(16, ge=1, description="queued + running jobs before new ones get 429")
     job_workers: int = Field(1, ge=1, le=64, description="in-process job threads")
     job_max_attempts: int = Field(3, ge=1, description="runs of a job interrupted by crashes before it fails")
@@ -105,6 +123,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(True, description="one JSON object per log line")
+
+    @field_validator("url_allow_networks", "stream_allow_networks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """``GAITID_URL_ALLOW_NETWORKS=10.0.0.0/8, 192.168.1.0/24`` → two networks; empty → none."""
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     @field_validator("match_threshold", mode="before")
     @classmethod

@@ -3,7 +3,9 @@
 A request carries either a multipart upload (field ``file``, optional ``url``/``track_id``
 fields) or a JSON body ``{"url": ..., "track_id": ...}``. Uploads are copied in chunks to the
 job's own folder while their SHA-256 is computed (for idempotency); the body-size limit itself is
-enforced while the request streams in (see :mod:`service.api.middleware`).
+enforced while the request streams in (see :mod:`service.api.middleware`). A URL is downloaded
+into the same folder before the job exists (:mod:`service.api.url_fetch`), so a URL the service
+may not reach is refused with the request, and the job reads a local file either way.
 """
 
 import hashlib
@@ -21,12 +23,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from service.addresses import AddressPolicy
 from service.api.schemas import UrlInput
+from service.api.url_fetch import fetch_url
 from service.errors import ServiceError, UnprocessableError, UnsupportedMediaTypeError
+from service.settings import Settings
+from service.streams.urls import redact_url
 
 InputKind = Literal["video", "npy", "zip"]
 _CHUNK = 1 << 20
-_URL_SCHEMES = ("http", "https", "rtsp", "rtsps")
+_URL_SCHEMES = ("http", "https")  # cameras (rtsp, ...) are streams: /v1/streams
 _VIDEO_TYPES = ("video/", "application/octet-stream", "application/mp4", "application/x-matroska")
 _SILHOUETTE_TYPES = ("application/x-npy", "application/npy", "application/zip", "application/x-zip-compressed")
 
@@ -39,7 +45,7 @@ INPUT_REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "file": {"type": "string", "format": "binary", "description": "the video (or .npy / zip of PNGs)"},
-                    "url": {"type": "string", "description": "instead of a file: http(s) or rtsp URL of the video"},
+                    "url": {"type": "string", "description": "instead of a file: http(s) URL of the video"},
                     "track_id": {"type": "integer", "minimum": 0, "description": "enrollment: the person to enroll"},
                 },
             }
@@ -55,15 +61,13 @@ class StagedInput:
 
     job_id: str
     kind: InputKind
-    path: Path | None  # the uploaded file; None for a URL
-    url: str | None
-    source: str  # what users see: the upload's file name or the URL
+    path: Path
+    source: str  # what users see: the upload's file name or the URL without its password
     digest: str
     track_id: int | None
 
     def discard(self) -> None:
-        if self.path is not None:
-            shutil.rmtree(self.path.parent, ignore_errors=True)
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 def _check_url(url: str) -> str:
@@ -71,6 +75,17 @@ def _check_url(url: str) -> str:
     if parsed.scheme not in _URL_SCHEMES or not parsed.netloc:
         raise UnprocessableError(f"url must be an {'/'.join(_URL_SCHEMES)} URL", code="bad_url")
     return url
+
+
+async def _stage_url(job_id: str, folder: Path, url: str, track_id: int | None, settings: Settings) -> StagedInput:
+    """Download the video at ``url`` into ``folder``, reaching only public addresses and the allowed networks."""
+    checked, shown = _check_url(url), redact_url(url)
+    policy = AddressPolicy(settings.url_allow_networks, public=True, setting="GAITID_URL_ALLOW_NETWORKS")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"input{Path(urlparse(checked).path).suffix[:10] or '.video'}"
+    await fetch_url(checked, path, policy, int(settings.max_upload_mb * 1e6), settings.url_fetch_seconds, shown)
+    digest = hashlib.sha256(f"url:{checked}".encode()).hexdigest()
+    return StagedInput(job_id, "video", path, shown, digest, track_id)
 
 
 def _parse_track_id(raw: object) -> int | None:
@@ -113,23 +128,21 @@ async def _stage_upload(upload: UploadFile, folder: Path, allow_silhouettes: boo
     return path, kind, digest.hexdigest()
 
 
-async def stage_input(request: Request, data_dir: Path, allow_silhouettes: bool) -> StagedInput:
-    """Read the request's input into ``data_dir/jobs/<job id>/``; 415/422 for unusable inputs."""
+async def stage_input(request: Request, settings: Settings, allow_silhouettes: bool) -> StagedInput:
+    """Read the request's input into ``DATA_DIR/jobs/<job id>/``; 4xx for unusable or unreachable inputs."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     job_id = str(uuid.uuid4())
-    if content_type == "application/json":
-        try:
-            body = UrlInput.model_validate(json.loads(await request.body() or b"null"))
-        except (ValueError, ValidationError) as error:
-            message = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "the body is not JSON"
-            raise UnprocessableError(f"invalid JSON body: {message}", code="invalid_request") from None
-        url = _check_url(body.url)
-        digest = hashlib.sha256(f"url:{url}".encode()).hexdigest()
-        return StagedInput(job_id, "video", None, url, url, digest, body.track_id)
-    if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise UnsupportedMediaTypeError("send multipart/form-data with a file, or application/json with a url")
-    folder = data_dir / "jobs" / job_id
+    folder = settings.data_dir / "jobs" / job_id
     try:
+        if content_type == "application/json":
+            try:
+                body = UrlInput.model_validate(json.loads(await request.body() or b"null"))
+            except (ValueError, ValidationError) as error:
+                message = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "the body is not JSON"
+                raise UnprocessableError(f"invalid JSON body: {message}", code="invalid_request") from None
+            return await _stage_url(job_id, folder, body.url, body.track_id, settings)
+        if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            raise UnsupportedMediaTypeError("send multipart/form-data with a file, or application/json with a url")
         async with request.form(max_files=1, max_fields=10) as form:
             upload, url, track_id = form.get("file"), form.get("url"), _parse_track_id(form.get("track_id"))
             if isinstance(upload, UploadFile):
@@ -137,16 +150,14 @@ async def stage_input(request: Request, data_dir: Path, allow_silhouettes: bool)
                     raise UnprocessableError("send a file or a url, not both", code="invalid_request")
                 path, kind, digest = await _stage_upload(upload, folder, allow_silhouettes)
                 name = Path(upload.filename or "upload").name[:200]
-                return StagedInput(job_id, kind, path, None, name, digest, track_id)
+                return StagedInput(job_id, kind, path, name, digest, track_id)
             if isinstance(url, str) and url:
-                checked = _check_url(url)
-                digest = hashlib.sha256(f"url:{checked}".encode()).hexdigest()
-                return StagedInput(job_id, "video", None, checked, checked, digest, track_id)
-    except ServiceError:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+                return await _stage_url(job_id, folder, url, track_id, settings)
     except (MultiPartException, HTTPException) as error:  # the multipart parser's verdict on a malformed body
         shutil.rmtree(folder, ignore_errors=True)
         detail = getattr(error, "detail", None) or getattr(error, "message", str(error))
         raise ServiceError(f"malformed multipart body: {detail}", code="malformed_body", status=400) from None
+    except BaseException:  # refused, or the client went away: nothing staged stays behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     raise UnprocessableError("the request has neither a file nor a url", code="missing_input")

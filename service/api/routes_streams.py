@@ -1,5 +1,8 @@
 """Live streams: register cameras, change or remove them, and see how each one is doing.
 
+Cameras live on private networks, so only admin keys write streams, and a stream may point
+anywhere they say, within ``GAITID_STREAM_ALLOW_NETWORKS`` when the operator sets it.
+
 Writes only change the database; the process that owns a stream notices within about a second
 (its manager compares the stream's revision) and starts, restarts or stops reading it.
 """
@@ -13,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from service.addresses import AddressPolicy, check_url_host
 from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import StreamCreate, StreamOut, StreamPage, StreamStatus, StreamUpdate
@@ -21,6 +25,7 @@ from service.context import ServiceContext
 from service.db import audit
 from service.db.tables import Stream, new_id, utcnow
 from service.errors import NotFoundError
+from service.settings import Settings
 from service.streams.urls import redact_url
 from service.streams.worker import snapshot_dir
 
@@ -37,6 +42,13 @@ def effective_state(stream: Stream, now: datetime) -> str:
     if stream.enabled and stream.owner is not None and lapsed:
         return "unowned"  # its process died; another takes it over when it has room
     return stream.state
+
+
+def _check_camera(url: str, settings: Settings) -> None:
+    """422 ``url_not_allowed`` for a camera outside ``GAITID_STREAM_ALLOW_NETWORKS``, when that is set."""
+    if settings.stream_allow_networks:
+        policy = AddressPolicy(settings.stream_allow_networks, public=False, setting="GAITID_STREAM_ALLOW_NETWORKS")
+        check_url_host(url, policy, redact_url(url))
 
 
 def stream_out(stream: Stream) -> StreamOut:
@@ -67,9 +79,13 @@ def stream_out(stream: Stream) -> StreamOut:
 
 @router.post("", status_code=201, response_model=StreamOut, responses=ERROR_RESPONSES)
 def create_stream(
-    body: StreamCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
+    body: StreamCreate,
+    principal: Principal = Depends(require("admin")),
+    session: Session = Depends(get_session),
+    ctx: ServiceContext = Depends(get_context),
 ) -> StreamOut:
     """Register a camera; reading starts within about a second when it is enabled."""
+    _check_camera(body.url, ctx.settings)
     stream = Stream(
         id=new_id(),
         name=body.name,
@@ -116,10 +132,13 @@ def update_stream(
     body: StreamUpdate,
     principal: Principal = Depends(require("admin")),
     session: Session = Depends(get_session),
+    ctx: ServiceContext = Depends(get_context),
 ) -> StreamOut:
     """Change a stream; a changed URL, rate, ROI, threshold or enabled flag restarts its reading."""
     stream = get_or_404(session, Stream, stream_id, "stream")
     changes = body.model_dump(exclude_unset=True)
+    if "url" in changes:
+        _check_camera(changes["url"], ctx.settings)
     for name, value in changes.items():
         setattr(stream, name, value)
     if any(name in changes for name in DEFINITION_FIELDS):

@@ -27,7 +27,13 @@ from service.errors import ServiceError, TooManyJobsError, UnprocessableError
 from service.jobs.store import TERMINAL, active_jobs
 
 # HTTP status of a waited-for job that failed, by its error code (422 otherwise).
-FAILURE_STATUS = {"multiple_tracks": 409, "subject_not_found": 404, "internal_error": 500, "interrupted": 503}
+FAILURE_STATUS = {
+    "multiple_tracks": 409,
+    "subject_not_found": 404,
+    "silhouettes_too_large": 413,
+    "internal_error": 500,
+    "interrupted": 503,
+}
 _POLL_S = 0.2
 
 
@@ -86,7 +92,7 @@ async def submit_job(
             raise TooManyJobsError(
                 f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
             )
-    staged = await stage_input(request, ctx.settings.data_dir, allow_silhouettes=kind == "enroll")
+    staged = await stage_input(request, ctx.settings, allow_silhouettes=kind == "enroll")
     try:
         if staged.track_id is not None:
             params = {**params, "track_id": staged.track_id}
@@ -100,7 +106,7 @@ async def submit_job(
                 id=staged.job_id,
                 kind=kind,
                 params=params,
-                input_path=str(staged.path) if staged.path else None,
+                input_path=str(staged.path),
                 source=staged.source,
                 subject_id=subject_id,
                 api_key_id=principal.key_id,

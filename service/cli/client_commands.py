@@ -75,7 +75,7 @@ def _tracks_table(tracks: list[dict[str, Any]]) -> str:
 
 
 def _input(video: str, track_id: int | None) -> dict[str, Any]:
-    if video.startswith(("http://", "https://", "rtsp://", "rtsps://")):
+    if video.startswith(("http://", "https://")):
         return {"json": {"url": video, **({"track_id": track_id} if track_id is not None else {})}}
     path = Path(video)
     if not path.is_file():
@@ -164,7 +164,7 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="video file, or http(s)/rtsp URL the server should fetch")
+    parser.add_argument("video", help="video file, or http(s) URL the server should fetch (cameras: /v1/streams)")
     parser.add_argument("--server", default=os.environ.get("GAITID_SERVER", DEFAULT_SERVER), help="server URL")
     parser.add_argument("--api-key", default=os.environ.get("GAITID_API_KEY"), help="API key (or GAITID_API_KEY)")
     parser.add_argument("--wait", type=float, default=900, help="seconds to wait for the result (default 900)")

@@ -25,7 +25,8 @@ from service.errors import ServiceError
 from service.gallery.sync import embedding_to_bytes, record_change
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
 from service.metrics import JOB_STAGE_SECONDS, JOBS_TOTAL
-from service.recognition import JobCancelledError, read_silhouettes
+from service.recognition import JobCancelledError
+from service.silhouette_uploads import read_silhouettes
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +199,9 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
     except (ServiceError, PipelineError, ModelError) as error:
         details = error.details if isinstance(error, ServiceError) else None
         fail_job(ctx.sessions, job_id, error.code, str(error), details)
-    except Exception as error:
+    except Exception:
         log.exception("job %s failed unexpectedly", job_id)
-        fail_job(ctx.sessions, job_id, "internal_error", f"{type(error).__name__}: {error}")
+        fail_job(ctx.sessions, job_id, "internal_error", "internal error; see the server log")
     finally:
         with ctx.sessions() as session:
             stored = session.get(Job, job_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pipeline.decode import DecodeLimits, Frame, VideoSource
 from pipeline.errors import PipelineError
+from service.errors import describe
 from service.streams.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,6 @@ class StreamReader:
         except PipelineError as error:
             self.last_error = f"[{error.code}] {self._redacted(error)}"
         except Exception as error:  # FFmpeg can fail in many ways mid-stream; the runner must survive all
-            self.last_error = f"{type(error).__name__}: {self._redacted(error)[:200]}"
-            log.warning("stream %s: read failed: %s", self.label, self.last_error)
+            self.last_error = f"{type(error).__name__}: {describe(error)}".replace(self.url, self.label)
+            log.warning("stream %s: read failed: %s", self.label, self._redacted(error))
         return delivered

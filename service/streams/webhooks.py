@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import StreamEvent, Webhook, WebhookDelivery, utcnow
+from service.errors import describe
 from service.settings import Settings
 from service.streams.payload import event_payload
 
@@ -246,7 +247,7 @@ class WebhookDispatcher:
                 )
             )
         if done is not None:
-            message = f"internal error: {type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            message = f"internal error ({type(error).__name__}); see the server log"
             self._record(delivery_id, done + 1, _Outcome(None, message, 0))
 
     def _prepare(self, delivery_id: int) -> _Attempt | None:
@@ -288,7 +289,7 @@ class WebhookDispatcher:
                 status_code: int | None = response.status_code
                 error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            status_code, error = None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            status_code, error = None, f"{type(exc).__name__}: {describe(exc)}"[:MAX_ERROR_CHARS]
         return _Outcome(status_code, error, round((time.monotonic() - started) * 1000))
 
     def _record(self, delivery_id: int, number: int, outcome: _Outcome) -> None:
