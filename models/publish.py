@@ -133,7 +133,7 @@ def _clips_section(clips: dict[str, Any]) -> list[str]:
     """The real-clip protocol's result (``gaitid evaluate --dataset clips``)."""
     summary = clips["summary"]
     lines = [
-        "## Real clips (`gaitid evaluate --dataset clips`, configs/clips_protocol.yaml)",
+        "## Real clips (`gaitid evaluate --dataset clips`, configs/protocols/clips.yaml)",
         "",
         f"Top-1 right for {summary['top1_right']} of {summary['appearances']} probe appearances "
         f"({summary['found']} with a usable track).",

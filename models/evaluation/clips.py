@@ -3,7 +3,7 @@
 CASIA-B measures a network on clean laboratory silhouettes; this measures the product: the same
 pipeline, embedding, matching transform, calibration and open-set decision as ``/v1/identify``,
 on footage with moving cameras, crowds, high and frontal views. A protocol file (see
-``configs/clips_protocol.yaml``) says who is enrolled from which clip and which clips are probes;
+``configs/protocols/clips.yaml``) says who is enrolled from which clip and which clips are probes;
 ``ground_truth.json`` in the data folder says who walks when and where. Pipeline tracks are matched
 to people by time overlap and, in group clips, by each person's position at one moment, never
 by track numbers (those change with any detector or tracker change).

@@ -230,7 +230,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     evaluate.add_argument("--window-stride", type=int, help="frames between window starts (default: half a window)")
     evaluate.add_argument(
-        "--protocol", type=Path, default=Path("configs/clips_protocol.yaml"), help="the real-clip protocol (clips)"
+        "--protocol", type=Path, default=Path("configs/protocols/clips.yaml"), help="the real-clip protocol (clips)"
     )
     evaluate.add_argument(
         "--matching-from",
