@@ -14,15 +14,16 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.api.errors import error_response
 from service.api.inputs import StagedInput, stage_input
 from service.api.schemas import JobOut
 from service.auth import Principal
 from service.context import ServiceContext
-from service.db.tables import Job
+from service.db.tables import Job, JobAdmission
 from service.errors import ServiceError, TooManyJobsError, UnprocessableError
 from service.jobs.store import TERMINAL, active_jobs
 
@@ -86,12 +87,13 @@ async def submit_job(
     subject_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Job:
-    """Stage the input and commit the job; an idempotent replay returns the original job."""
+    """Stage the input and commit the job; an idempotent replay returns the original job.
+
+    The job limit is checked twice: before the upload is read (a cheap early refusal) and again
+    in the transaction that adds the job, after taking the admission lock, which is what makes it
+    hold when many requests arrive at once."""
     with ctx.sessions() as session:  # refuse before reading a large upload
-        if active_jobs(session) >= ctx.settings.max_active_jobs:
-            raise TooManyJobsError(
-                f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
-            )
+        _check_room(ctx, session)
     staged = await stage_input(request, ctx.settings, allow_silhouettes=kind == "enroll")
     try:
         if staged.track_id is not None:
@@ -102,6 +104,8 @@ async def submit_job(
             staged.discard()
             return _replay(existing, digest)
         with ctx.sessions() as session, session.begin():
+            session.execute(update(JobAdmission).where(JobAdmission.id == 1).values(admitted=JobAdmission.admitted + 1))
+            _check_room(ctx, session)
             job = Job(
                 id=staged.job_id,
                 kind=kind,
@@ -125,6 +129,13 @@ async def submit_job(
         raise
     request.app.state.jobs.submit(job.id)
     return job
+
+
+def _check_room(ctx: ServiceContext, session: Session) -> None:
+    if active_jobs(session) >= ctx.settings.max_active_jobs:
+        raise TooManyJobsError(
+            f"{ctx.settings.max_active_jobs} jobs are already queued or running; retry later", retry_after_s=10
+        )
 
 
 def _load_job(ctx: ServiceContext, job_id: str) -> Job | None:

@@ -138,6 +138,20 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
 
 
+class JobAdmission(Base):
+    """One row that every job admission updates first, so admissions run one at a time.
+
+    The update takes the row lock on PostgreSQL and the write lock on SQLite until the admitting
+    transaction ends; the count of active jobs read after it then includes every job admitted
+    before, so a burst of requests cannot all see room for themselves.
+    """
+
+    __tablename__ = "job_admission"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admitted: Mapped[int] = mapped_column(BigInteger, default=0)  # jobs admitted so far (a counter, never read)
+
+
 class ApiKey(Base):
     """A client credential; only a hash of the secret is stored."""
 

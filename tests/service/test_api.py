@@ -5,8 +5,10 @@ One server per database serves the whole module (starting one loads the model an
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ from tests.service.conftest import (
     DATABASES,
     ServerProcess,
     create_key,
+    eventually,
     fresh_database,
     npy_upload,
     running_server,
@@ -292,6 +295,32 @@ def test_too_many_jobs_429_and_cancel(api: ServerProcess, keys: dict[str, str], 
             assert client.get(f"/v1/jobs/{job_id}").json()["status"] in ("cancelled", "succeeded")
         text = {"file": ("notes.mp4", b"not a video", "video/mp4")}  # accepted again, failing at once
         assert client.post("/v1/identify", files=text).status_code == 202
+
+
+def test_a_burst_gets_exactly_the_job_limit(api: ServerProcess, keys: dict[str, str], videos_dir: Path):
+    """Requests sent at once all pass the early check; admission one at a time lets exactly the limit in."""
+    clip = (videos_dir / "walk_outdoor.mp4").read_bytes()
+    with _client(api, keys, "identify") as client:
+
+        def idle() -> bool:
+            return all(not client.get("/v1/jobs", params={"status": s}).json() for s in ("queued", "running"))
+
+        eventually(idle, 300, "earlier jobs ending")
+        start = threading.Barrier(MAX_ACTIVE_JOBS + 5)
+
+        def post(_: int) -> httpx.Response:
+            with _client(api, keys, "identify") as own:
+                start.wait()
+                return own.post("/v1/identify", files={"file": ("w.mp4", clip, "video/mp4")})
+
+        with ThreadPoolExecutor(MAX_ACTIVE_JOBS + 5) as pool:
+            answers = list(pool.map(post, range(MAX_ACTIVE_JOBS + 5)))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses == [202] * MAX_ACTIVE_JOBS + [429] * 5, [r.text for r in answers]
+        assert all(int(r.headers["retry-after"]) > 0 for r in answers if r.status_code == 429)
+        for response in answers:
+            if response.status_code == 202:
+                assert client.delete(f"/v1/jobs/{response.json()['id']}").status_code in (200, 409)
 
 
 def test_command_line_client(api: ServerProcess, keys: dict[str, str], videos_dir: Path, tmp_path: Path):
