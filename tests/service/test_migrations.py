@@ -14,7 +14,15 @@ from service.db.tables import Base
 from tests.conftest import REPO, run_cli
 
 STREAM_TABLES = {"streams", "events", "webhooks", "webhook_deliveries"}
-TABLES = {"subjects", "sequences", "gallery_changes", "jobs", "api_keys", "audit_log", *STREAM_TABLES}
+TABLES = {"subjects", "sequences", "gallery_changes", "jobs", "api_keys", "audit_log", "job_admission", *STREAM_TABLES}
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
 
 
 def _tables(url: str) -> set[str]:
@@ -29,11 +37,17 @@ def test_upgrade_downgrade_upgrade(database_url):
     env = {"GAITID_DATABASE_URL": database_url}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0002" in upgraded.stdout
+    assert "database at revision 0004" in upgraded.stdout
     assert _tables(database_url) == TABLES
-    stepped = run_cli("db", "downgrade", "0001", env=env)  # one revision back: the stream tables go
+    stepped = run_cli("db", "downgrade", "0003", env=env)  # one revision back: the admission table goes
     assert stepped.returncode == 0, stepped.stderr
-    assert _tables(database_url) == TABLES - STREAM_TABLES
+    assert _tables(database_url) == TABLES - {"job_admission"}
+    stepped = run_cli("db", "downgrade", "0002", env=env)  # the events lose their confidence column
+    assert stepped.returncode == 0, stepped.stderr
+    assert "confidence" not in _columns(database_url, "events")
+    stepped = run_cli("db", "downgrade", "0001", env=env)  # the stream tables go
+    assert stepped.returncode == 0, stepped.stderr
+    assert _tables(database_url) == TABLES - STREAM_TABLES - {"job_admission"}
     downgraded = run_cli("db", "downgrade", "base", env=env)
     assert downgraded.returncode == 0, downgraded.stderr
     assert _tables(database_url) == set()
