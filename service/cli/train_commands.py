@@ -185,7 +185,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "RUN_DIR/tensorboard. Several GPUs: torchrun --nproc-per-node N -m service.cli train ...",
         epilog="examples:\n  gaitid train --config configs/gaitbase_cpu.yaml\n"
         "  gaitid train --config configs/gaitbase_cpu.yaml --resume      # continue exactly\n"
-        "  gaitid train --config configs/gaitbase_cpu.yaml --resume-from models/training/state/gaitbase-cpu.pt\n"
+        "  gaitid train --config configs/gaitbase_cpu.yaml --resume-from training-state/gaitbase-cpu.pt\n"
         "  gaitid train --config configs/gaitbase_casiab.yaml --iterations 1000 --run-dir var/runs/try",
     )
     train.add_argument("--config", type=Path, required=True)
