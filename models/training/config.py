@@ -9,6 +9,7 @@ import yaml
 from models.architectures import ArchConfig, make_config
 from models.errors import ModelError
 from models.mapping import dataclass_from_mapping
+from models.training.footage import FootageConfig
 from models.training.sampling import SamplingConfig
 
 T = TypeVar("T")
@@ -54,6 +55,7 @@ class TrainConfig:
     cache_dir: Path | None = None
     init_weights: Path | None = None  # a later stage starts from an earlier run's weights
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    footage: FootageConfig = field(default_factory=FootageConfig)  # off unless the config turns it on
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -77,8 +79,9 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         data = raw.pop("data")
     except KeyError as error:
         raise ModelError(f"training config {path} lacks {error.args[0]!r}", code="bad_train_config") from None
-    top = {f.name for f in fields(TrainConfig)} - {"arch", "model", "data_root", "sampling", "optimizer", "loss", "raw"}
-    unknown = sorted(set(raw) - top - {"sampling", "optimizer", "loss"})
+    sections = {"sampling", "footage", "optimizer", "loss"}
+    top = {f.name for f in fields(TrainConfig)} - {"arch", "model", "data_root", "raw"} - sections
+    unknown = sorted(set(raw) - top - sections)
     if unknown:
         raise ModelError(f"training config {path}: unknown keys {', '.join(unknown)}", code="bad_train_config")
     if "run_dir" not in raw:
@@ -93,6 +96,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         data_root=Path(data["root"]),
         train_subjects=str(data.get("train_subjects", "001-074")),
         sampling=_section(SamplingConfig, raw.get("sampling"), "sampling"),
+        footage=_section(FootageConfig, raw.get("footage"), "footage"),
         optimizer=_section(OptimizerConfig, raw.get("optimizer"), "optimizer"),
         loss=_section(LossConfig, raw.get("loss"), "loss"),
         raw=yaml.safe_load(path.read_text()),

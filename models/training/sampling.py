@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from models.data.records import SequenceRecord
+from models.training.footage import CLEAN, FootageConfig, rerender
 from models.transform import to_model_input
 
 
@@ -58,11 +59,18 @@ def augment(sils: np.ndarray, config: SamplingConfig, rng: np.random.Generator) 
 class TripletBatches:
     """Builds training batches from in-memory records."""
 
-    def __init__(self, records: Sequence[SequenceRecord], config: SamplingConfig, seed: int) -> None:
+    def __init__(
+        self,
+        records: Sequence[SequenceRecord],
+        config: SamplingConfig,
+        seed: int,
+        footage: FootageConfig = CLEAN,
+    ) -> None:
         if not records:
             raise ValueError("no training sequences")
         self.records = records
         self.config = config
+        self.footage = footage
         self.seed = seed
         self.subjects = sorted({r.subject for r in records})
         self.label_of = {subject: index for index, subject in enumerate(self.subjects)}
@@ -85,6 +93,7 @@ class TripletBatches:
             k = self.config.sequences_per_subject
             for record_index in rng.choice(pool, size=k, replace=len(pool) < k):
                 frames = sample_frames(self.records[record_index].sils, self.config.frames, rng)
+                frames = rerender(frames, self.footage, rng)
                 clips.append(augment(to_model_input(frames), self.config, rng))
                 labels.append(int(subject_index))
         return torch.from_numpy(np.stack(clips)), torch.tensor(labels, dtype=torch.int64)

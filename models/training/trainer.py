@@ -160,7 +160,7 @@ class Trainer:
                 f"model.config.classes is {self.config.model.classes} but the training split has {classes} subjects",
                 code="bad_train_config",
             )
-        return TripletBatches(records, self.config.sampling, self.config.seed)
+        return TripletBatches(records, self.config.sampling, self.config.seed, self.config.footage)
 
     def resume(self, path: Path | None = None) -> None:
         """Restore model, optimizer, scheduler, scaler and iteration from a checkpoint."""
