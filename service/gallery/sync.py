@@ -2,12 +2,21 @@
 
 The database is the source of truth. Every enrollment or removal appends a row to
 ``gallery_changes`` in the same transaction; the highest row id is the gallery revision. Before
-each search (and after each own write) a process compares its revision with the database's and
-applies the missing changes, so several API processes stay consistent without a full rebuild.
+each search (and after each own write) a process applies the changes it has not applied yet, so
+several API processes and workers stay consistent without a full rebuild.
+
+Revisions are handed out when a transaction inserts its change, not when it commits: on
+PostgreSQL a transaction can take revision 10, another take 11 and commit first, and 10 appear
+later. So a process does not jump to the highest revision it sees. It keeps a *watermark*, below
+which every revision has been applied, applies whatever shows up above it (once), and moves the
+watermark over a missing revision only after it has stayed missing for ``SETTLE_S`` (a
+transaction that rolled back leaves a hole forever). Applying a change twice is harmless: an add
+re-reads the sequence row (gone if it was deleted since) and a remove of an absent id does nothing.
 """
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -24,6 +33,8 @@ from service.gallery.vectors import DIM, EMBEDDING_SHAPE
 log = logging.getLogger(__name__)
 _SEQUENCES_PER_SUBJECT = 8
 _LOAD_CHUNK = 20_000  # also enough vectors to train the compressed index in the first chunk
+SETTLE_S = 30.0  # how long a missing revision may still be an open transaction (enrollments commit in well under this)
+_REBUILD_LOOKBACK = 1000  # revisions below the newest that a rebuild re-checks for late commits
 
 
 def embedding_to_bytes(embedding: np.ndarray) -> bytes:
@@ -64,7 +75,10 @@ class Gallery:
         self.transform = transform or MatchingTransform()
         self.calibration = calibration
         self.index = GalleryIndex(config=index_config)
-        self.revision = 0
+        self.revision = 0  # the watermark: every revision up to here is applied (or was rolled back)
+        self._applied: set[int] = set()  # revisions above the watermark already applied
+        self._missing_since: dict[int, float] = {}  # revisions above the watermark not seen yet, and since when
+        self._latest_seen = 0
         self.other_versions = 0  # sequences enrolled under other model versions: never searched here
         self._subjects: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -76,7 +90,9 @@ class Gallery:
         while the compressed index keeps about 6.3 KB of each.
         """
         with self._lock, self.sessions() as session:
-            revision = database_revision(session)
+            # changes committed before the load are in it; any later (or late) commit is applied after it
+            watermark = max(0, database_revision(session) - _REBUILD_LOOKBACK)
+            loaded = set(session.scalars(select(GalleryChange.revision).where(GalleryChange.revision > watermark)))
             index = GalleryIndex(config=self.index.config)
             subjects: dict[int, str] = {}
             chunks = self._chunks(session, None)
@@ -89,7 +105,9 @@ class Gallery:
                 subjects.update(chunk_subjects)
             others = select(func.count()).where(GaitSequence.model_key != self.model_key)
             self.other_versions = int(session.scalar(others) or 0)
-            self.index, self._subjects, self.revision = index, subjects, revision
+            self.index, self._subjects = index, subjects
+            self.revision, self._applied, self._missing_since, self._latest_seen = watermark, loaded, {}, 0
+            self._apply_changes(session)
         log.info(
             "gallery %s: %d sequences, matching transform %s", self.model_key, len(subjects), self.transform.digest
         )
@@ -123,26 +141,45 @@ class Gallery:
             yield ids, vectors, {r.id: r.subject_id for r in rows}
 
     def sync(self) -> None:
-        """Apply the database's gallery changes made since this process last looked."""
+        """Apply the database's gallery changes this process has not applied yet (see the module docstring)."""
         with self._lock, self.sessions() as session:
-            latest = database_revision(session)
-            if latest == self.revision:
-                return
-            changes = session.execute(
-                select(GalleryChange.sequence_id, GalleryChange.op)
-                .where(GalleryChange.revision > self.revision, GalleryChange.model_key == self.model_key)
-                .order_by(GalleryChange.revision)
-            ).all()
-            removed = {c.sequence_id for c in changes if c.op == "remove"}
-            added = {c.sequence_id for c in changes if c.op == "add"} - removed
-            if removed:
-                self.index.remove(np.fromiter(removed, dtype=np.int64))
-                for sequence_id in removed:
-                    self._subjects.pop(sequence_id, None)
-            for ids, vectors, subjects in self._chunks(session, added) if added else ():
-                self.index.add(ids, vectors)
-                self._subjects.update(subjects)
-            self.revision = latest
+            if database_revision(session) == self._latest_seen and not self._missing_since:
+                return  # nothing new, and no revision that could still commit below the newest
+            self._apply_changes(session)
+
+    def _apply_changes(self, session: Session) -> None:
+        """Apply the changes above the watermark not applied yet, then move the watermark up."""
+        rows = session.execute(
+            select(GalleryChange.revision, GalleryChange.model_key, GalleryChange.sequence_id, GalleryChange.op)
+            .where(GalleryChange.revision > self.revision)
+            .order_by(GalleryChange.revision)
+        ).all()
+        new = [r for r in rows if r.model_key == self.model_key and r.revision not in self._applied]
+        removed = {c.sequence_id for c in new if c.op == "remove"}
+        added = {c.sequence_id for c in new if c.op == "add"} - removed
+        if removed:
+            self.index.remove(np.fromiter(removed, dtype=np.int64))
+            for sequence_id in removed:
+                self._subjects.pop(sequence_id, None)
+        for ids, vectors, subjects in self._chunks(session, added) if added else ():
+            self.index.add(ids, vectors)
+            self._subjects.update(subjects)
+        self._applied.update(r.revision for r in new)
+        present = {r.revision for r in rows}
+        self._latest_seen = max(present, default=self._latest_seen)
+        self._advance_watermark(present)
+
+    def _advance_watermark(self, present: set[int]) -> None:
+        """Up over every revision seen, and over holes that have stayed empty for ``SETTLE_S``."""
+        now = time.monotonic()
+        for revision in range(self.revision + 1, self._latest_seen + 1):
+            if revision not in present:
+                first_missed = self._missing_since.setdefault(revision, now)
+                if now - first_missed < SETTLE_S:
+                    break  # may still commit: look again from here next time
+            self.revision = revision
+        self._applied = {r for r in self._applied if r > self.revision}
+        self._missing_since = {r: t for r, t in self._missing_since.items() if r > self.revision}
 
     def __len__(self) -> int:
         return len(self.index)

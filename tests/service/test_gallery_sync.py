@@ -120,3 +120,67 @@ def test_the_matching_transform_and_calibration_apply_and_other_versions_are_rep
     assert raw_best[1].similarity > 0.9 and abs(centred_best[1].similarity) < 0.2  # the impostor, spread apart
     assert raw_best[0].confidence is None
     assert centred_best[0].confidence == pytest.approx(1 / (1 + np.exp(-(10 * centred_best[0].similarity - 5))))
+
+
+@pytest.fixture()
+def postgres_sessions(tmp_path):
+    from tests.service.conftest import fresh_database
+
+    with fresh_database("postgres", tmp_path) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+        engine.dispose()
+
+
+def _start_enrollment(sessions, subject_id: str, embedding: np.ndarray):
+    """An enrollment transaction that has taken its revision but not committed (as a slow writer would)."""
+    session = sessions()
+    session.begin()
+    sequence = GaitSequence(
+        subject_id=subject_id, model_key=MODEL, embedding=embedding_to_bytes(embedding), frames=30, quality=1.0
+    )
+    session.add(sequence)
+    session.flush()
+    record_change(session, MODEL, sequence.id, "add")
+    session.flush()
+    return session, sequence.id
+
+
+@pytest.mark.postgres
+def test_a_change_committed_after_a_later_revision_is_not_missed(postgres_sessions, monkeypatch):
+    """PostgreSQL hands out revision r to A, r+1 to B; B commits, a process syncs, then A commits.
+
+    The old sync jumped to r+1 and never saw A (its subject's own walk then matched someone else
+    until a restart). Now A is applied by the next sync, and a hole left by a rollback is passed
+    once it has stayed empty for the settle time."""
+    sessions = postgres_sessions
+    rng = np.random.default_rng(2)
+    walks = {name: rng.normal(size=(256, 16)).astype(np.float32) for name in ("ann", "bob", "cid")}
+    with sessions() as session, session.begin():
+        session.add_all([Subject(id=name, name=name) for name in walks])
+    gallery = Gallery(sessions, MODEL, IndexConfig())
+    gallery.rebuild()
+    slow, ann_id = _start_enrollment(sessions, "ann", walks["ann"])
+    bob_id = _enroll(sessions, "bob", walks["bob"])
+    gallery.sync()
+    assert gallery.indexed_ids().tolist() == [bob_id]
+    slow.commit()
+    slow.close()
+    gallery.sync()
+    assert sorted(gallery.indexed_ids().tolist()) == sorted([ann_id, bob_id])
+    assert gallery.search(walks["ann"], k=1)[0].subject_id == "ann"
+
+    rolled_back, _ = _start_enrollment(sessions, "cid", walks["cid"])
+    cid_id = _enroll(sessions, "cid", walks["cid"])
+    rolled_back.rollback()
+    rolled_back.close()
+    gallery.sync()
+    held = gallery.revision
+    assert cid_id in gallery.indexed_ids().tolist()  # applied at once, the hole below it notwithstanding
+    monkeypatch.setattr("service.gallery.sync.SETTLE_S", 0.0)
+    gallery.sync()
+    assert gallery.revision > held  # the rolled-back revision is given up on
+    second = Gallery(sessions, MODEL, IndexConfig())
+    second.rebuild()  # a process starting now sees the same gallery
+    assert sorted(second.indexed_ids().tolist()) == sorted(gallery.indexed_ids().tolist())
