@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import upgrade
@@ -184,3 +185,45 @@ def test_a_change_committed_after_a_later_revision_is_not_missed(postgres_sessio
     second = Gallery(sessions, MODEL, IndexConfig())
     second.rebuild()  # a process starting now sees the same gallery
     assert sorted(second.indexed_ids().tolist()) == sorted(gallery.indexed_ids().tolist())
+
+
+@pytest.mark.postgres
+def test_random_concurrent_writes_leave_every_gallery_equal_to_the_database(postgres_sessions):
+    """Random enrolments (some held open while others commit), deletions and syncs by three processes'
+    galleries, seeded: in the end each gallery holds exactly the database's sequences."""
+    sessions = postgres_sessions
+    rng = np.random.default_rng(11)
+    subjects = [f"s{i}" for i in range(6)]
+    with sessions() as session, session.begin():
+        session.add_all([Subject(id=name, name=name) for name in subjects])
+    galleries = [Gallery(sessions, MODEL, IndexConfig()) for _ in range(3)]
+    for gallery in galleries:
+        gallery.rebuild()
+    open_writes: list = []
+    for _ in range(120):
+        action = rng.random()
+        if action < 0.35:
+            embedding = rng.normal(size=(256, 16)).astype(np.float32)
+            if rng.random() < 0.4:
+                open_writes.append(_start_enrollment(sessions, str(rng.choice(subjects)), embedding)[0])
+            else:
+                _enroll(sessions, str(rng.choice(subjects)), embedding)
+        elif action < 0.5 and open_writes:
+            session = open_writes.pop(int(rng.integers(len(open_writes))))
+            session.commit() if rng.random() < 0.8 else session.rollback()
+            session.close()
+        elif action < 0.65:
+            with sessions() as session:
+                ids = session.scalars(select(GaitSequence.id).where(GaitSequence.model_key == MODEL)).all()
+            if ids:
+                _remove(sessions, int(rng.choice(ids)))
+        else:
+            galleries[int(rng.integers(3))].sync()
+    for session in open_writes:
+        session.commit()
+        session.close()
+    with sessions() as session:
+        stored = sorted(session.scalars(select(GaitSequence.id).where(GaitSequence.model_key == MODEL)).all())
+    for gallery in galleries:
+        gallery.sync()
+        assert sorted(gallery.indexed_ids().tolist()) == stored
