@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch and torchvision first, exactly these two (pip on this host takes them from local disk).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install serve test lint bench clean detector segmenter weights
+.PHONY: install serve test lint bench fuzz clean detector segmenter weights
 
 install: $(STAMP)
 
@@ -44,6 +44,14 @@ serve: install weights
 
 test: install weights
 	$(BIN)/python -m pytest
+
+# Longer fuzzing than make test's fixed cases: FUZZ_EXAMPLES fresh random mutations per reader, and the
+# API's mutated uploads under FUZZ_SEED (make fuzz FUZZ_EXAMPLES=20000 FUZZ_SEED=7).
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SEED ?= 1
+fuzz: install weights
+	GAITID_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/pipeline/test_fuzz_inputs.py
+	GAITID_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/service/test_api.py -k mutated
 
 lint: install
 	$(BIN)/ruff check .

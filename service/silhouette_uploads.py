@@ -9,7 +9,9 @@ headers claim: memory stays within a few megabytes per upload.
 
 import struct
 import zipfile
+import zlib
 from pathlib import Path
+from tokenize import TokenError
 from typing import BinaryIO, Literal
 
 import cv2
@@ -59,7 +61,9 @@ def _read_npy(path: Path) -> np.ndarray:
         with path.open("rb") as handle:
             shape, _, dtype = _npy_header(handle)
             offset = handle.tell()
-    except (ValueError, OSError, EOFError):  # numpy's messages name the server's file
+    except (ValueError, OSError, EOFError, SyntaxError, TokenError, RecursionError, MemoryError):
+        # numpy parses the header text with Python's own tokenizer: a mangled header raises any of
+        # these (found by tests/pipeline/test_fuzz_inputs.py); its messages also name the server's file
         raise _bad("the upload is not a readable .npy array") from None
     if dtype != np.uint8 or len(shape) != 3 or shape[1:] != (SIZE, SIZE):
         raise _bad(f"silhouettes must be uint8 [N, {SIZE}, {SIZE}], got {dtype} {list(shape)}")
@@ -113,8 +117,9 @@ def _read_png_zip(path: Path) -> np.ndarray:
                 for info in _png_members(archive):
                     with archive.open(info) as member:  # reads stop at the declared, checked size
                         frames.append(_decode_png(member.read(MAX_PNG_BYTES + 1), info.filename[:100]))
-    # the zip module's messages may name the server's file; encrypted members raise RuntimeError
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, ValueError):
+    # the zip module's messages may name the server's file; encrypted members raise RuntimeError, corrupt
+    # deflate streams zlib.error (found by tests/pipeline/test_fuzz_inputs.py)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError, ValueError):
         raise _bad("the upload is not a readable zip of PNG files") from None
     return np.stack(frames)
 

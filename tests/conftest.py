@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,3 +126,36 @@ def pose_model() -> Path:
         if result.returncode != 0 or not POSE_MODEL.is_file():
             pytest.skip(f"pose segmentation model unavailable (make segmenter failed): {result.stderr.strip()[-300:]}")
     return POSE_MODEL
+
+
+def mutate(data: bytes, pick: Callable[[int, int], int]) -> bytes:
+    """``data`` with one to three edits (bytes overwritten, a piece cut or repeated, a truncation), each
+    choice ``pick(low, high)`` (inclusive): hypothesis draws them in the fuzz tests, a seeded generator
+    in the API's."""
+    out = bytearray(data)
+    for _ in range(pick(1, 3)):
+        kind, at, size = pick(0, 3), pick(0, max(0, len(out) - 1)), pick(1, 512)
+        if kind == 0:
+            for offset in range(at, min(len(out), at + pick(1, 16))):
+                out[offset] = pick(0, 255)
+        elif kind == 1:
+            del out[at : at + size]
+        elif kind == 2:
+            out[at:at] = out[at : at + size]
+        else:
+            del out[at:]
+    return bytes(out)
+
+
+def png_zip(frames: np.ndarray) -> bytes:
+    """A zip of one PNG per frame, as enrollment takes them."""
+    import io
+    import zipfile
+
+    import cv2
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index, frame in enumerate(frames):
+            archive.writestr(f"{index:03d}.png", cv2.imencode(".png", frame)[1].tobytes())
+    return buffer.getvalue()
