@@ -95,8 +95,13 @@ class VideoSource:
             raise VideoNotFoundError(f"video file {Path(source).name} does not exist or is not a file")
         options = {"rtsp_transport": "tcp"} if self.source.lower().startswith("rtsp") else {}
         try:
+            # metadata with invalid UTF-8 (any phone, or a damaged file) must not stop decoding: PyAV's
+            # default raises UnicodeDecodeError while opening (found by tests/pipeline/test_fuzz_inputs.py)
             self.container = av.open(
-                self.source, options=options, timeout=(limits.open_timeout_s, limits.read_timeout_s)
+                self.source,
+                options=options,
+                timeout=(limits.open_timeout_s, limits.read_timeout_s),
+                metadata_errors="replace",
             )
         except (av.error.ConnectionRefusedError, av.error.HTTPError, TimeoutError, av.error.ExitError) as error:
             raise SourceUnreachableError(f"{self.name} did not answer: {_reason(error)}") from None
