@@ -78,7 +78,7 @@ def _document(
     ]
     for metric in evaluation["metrics"]:
         lines += [f"{metric}:", "", *_table(evaluation["metrics"], metric), ""]
-    lines += _matching_section(evaluation)
+    lines += _matching_section(evaluation, name)
     lines += [
         "## Open-set thresholds (the service's `unknown` decision)",
         "",
@@ -96,7 +96,7 @@ def _document(
     return "\n".join(lines) + "\n"
 
 
-def _matching_section(evaluation: dict[str, Any]) -> list[str]:
+def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
     """How scores are made and what the confidence means, with the calibration's check on the test split."""
     fitted, calibration = evaluation.get("matching_fit"), evaluation.get("calibration")
     if calibration is None:
@@ -108,11 +108,11 @@ def _matching_section(evaluation: dict[str, Any]) -> list[str]:
         (
             f"- Matching transform: the mean embedding of {fitted['sequences']} sequences of CASIA-B "
             f"{fitted['subjects']} (the training split) is subtracted before the per-part normalisation "
-            f"(`{_TRANSFORM_SUFFIX.lstrip('.')}` beside this card)."
+            f"(`{name}{_TRANSFORM_SUFFIX}` beside this card)."
             if centred
             else "- Matching transform: none (raw embedding)."
         ),
-        f"- Confidence = 1 / (1 + exp(-({calibration['slope']:.4f} × similarity + {calibration['intercept']:.4f}))): "
+        f"- Confidence = 1 / (1 + exp(-({calibration['slope']:.4f} × similarity {calibration['intercept']:+.4f}))): "
         "the probability of the same person under a 50/50 prior, fitted by logistic regression on "
         + (f"{fitted['pairs']:,} training-split pairs." if fitted else "training-split pairs."),
         f"- Checked on the test split's {calibration['pairs']:,} protocol pairs (probes against nm-01..04 across "

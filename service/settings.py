@@ -68,7 +68,11 @@ class Settings(BaseSettings):
         le=1,
         description="confidence (similarity for uncalibrated models) needed for a match; default: the card's",
     )
-    threshold_far: str = Field("far_1e-2", description="which model-card threshold to use (far_1e-2 or far_1e-3)")
+    threshold_far: str = Field(
+        "far_1e-3",
+        description="which model-card threshold to use: far_1e-3 (0.1% false accepts against a 50-subject gallery; "
+        "the default, since real galleries are larger and false accepts grow with them) or far_1e-2",
+    )
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per track")
     index_exact_max: int = Field(4096, ge=256, description="gallery size up to which search is exact")
     jobs: Literal["inprocess", "celery"] = Field("inprocess", description="where enroll/identify work runs")
