@@ -316,7 +316,7 @@ def test_mutated_uploads_never_get_a_server_error(api: ServerProcess, keys: dict
     }
     with _client(api, keys, "admin") as client:
         subject_id = client.post("/v1/subjects", json={"name": "fuzzed"}).json()["id"]
-        for kind, count in (("npy", 8), ("zip", 8), ("mp4", 3)):
+        for kind, count in (("npy", 8), ("zip", 8), ("mp4", 1)):  # other mutations: FUZZ_SEED=N make fuzz
             name, data = seeds[kind]
             for _ in range(count):
                 files = {"file": (name, mutate(data, pick), "application/octet-stream")}
