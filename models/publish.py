@@ -18,6 +18,7 @@ import yaml
 
 from models.architectures import config_to_dict
 from models.checkpoint import load_model, read_checkpoint
+from models.evaluation.clips import format_scores
 from models.matching import MatchingTransform
 
 CONDITIONS = ("NM", "BG", "CL")
@@ -148,8 +149,8 @@ def _clips_section(clips: dict[str, Any]) -> list[str]:
         genuine, other = a["genuine"] or {}, a["best_impostor"]
         decisions = "; ".join(f"{k}: {v}" for k, v in a["decisions"].items())
         lines.append(
-            f"| {a['clip']} | {a['person']} | {a['top1']} | {_scores(genuine)} | {other['subject']} "
-            f"{_scores(other)} | {decisions} |"
+            f"| {a['clip']} | {a['person']} | {a['top1']} | {format_scores(genuine)} | {other['subject']} "
+            f"{format_scores(other)} | {decisions} |"
         )
     lines += [
         "",
@@ -163,13 +164,6 @@ def _clips_section(clips: dict[str, Any]) -> list[str]:
                 f"{point['open_set_removed_unknown']} | {point['open_set_others_changed']} |"
             )
     return lines
-
-
-def _scores(scores: dict[str, Any]) -> str:
-    if not scores:
-        return "-"
-    confidence = "-" if scores.get("confidence") is None else f"{scores['confidence']:.3f}"
-    return f"{confidence} / {scores['similarity']:.4f}"
 
 
 def _matching_fields(evaluation: dict[str, Any], name: str, output_dir: Path) -> dict[str, Any]:

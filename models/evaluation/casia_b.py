@@ -6,7 +6,7 @@ restricted to that gallery view; the identical view is excluded. A probe view's 
 mean over the 10 other gallery views; a condition's accuracy is the mean over the 11 probe views.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +15,6 @@ from models.evaluation.distances import Metric, distance_matrix
 
 GALLERY_CONDITIONS = ("nm-01", "nm-02", "nm-03", "nm-04")
 PROBE_CONDITIONS = {"NM": ("nm-05", "nm-06"), "BG": ("bg-01", "bg-02"), "CL": ("cl-01", "cl-02")}
-
-
-SimilarityFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (probe rows, gallery rows) → [Sp, Sg]
 
 
 @dataclass(frozen=True)
@@ -82,8 +79,9 @@ def format_casia_b(result: CasiaBResult) -> str:
     return "\n".join(lines)
 
 
-def protocol_pairs(similarity_of: SimilarityFn, labels: Sequence[SequenceLabel]) -> tuple[np.ndarray, np.ndarray]:
-    """The protocol's probe × gallery pairs across views: ``(similarity, same subject)``, flattened.
+def protocol_pairs(vectors: np.ndarray, labels: Sequence[SequenceLabel]) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's probe × gallery pairs across views: ``(similarity, same subject)``, flattened, for
+    gallery ``vectors`` (one row per labelled sequence; an inner product is a similarity).
 
     These are the comparisons the rank-1 table is made of (probes NM/BG/CL against nm-01..04, the
     identical view excluded), so a calibration fitted or checked on them speaks of the same task.
@@ -93,7 +91,7 @@ def protocol_pairs(similarity_of: SimilarityFn, labels: Sequence[SequenceLabel])
     views = np.array([label.view for label in labels])
     gallery = np.flatnonzero(np.isin(conditions, GALLERY_CONDITIONS))
     probes = np.flatnonzero(np.isin(conditions, [c for group in PROBE_CONDITIONS.values() for c in group]))
-    similarity = similarity_of(probes, gallery)
+    similarity = vectors[probes] @ vectors[gallery].T
     across = views[probes][:, None] != views[gallery][None, :]
     same = subjects[probes][:, None] == subjects[gallery][None, :]
     return similarity[across], same[across]

@@ -371,8 +371,8 @@ def format_clips_report(report: dict[str, Any]) -> str:
         other = a["best_impostor"]
         decisions = ", ".join(f"{k}: {v}" for k, v in a["decisions"].items())
         lines.append(
-            f"{a['clip']:<25} {a['person']:<7} {a['top1']:<6} {_pair(genuine):<22} "
-            f"{other['subject']} {_pair(other):<20} {decisions}"
+            f"{a['clip']:<25} {a['person']:<7} {a['top1']:<6} {format_scores(genuine):<22} "
+            f"{other['subject']} {format_scores(other):<20} {decisions}"
         )
     summary = report["summary"]
     lines.append(
@@ -390,7 +390,8 @@ def format_clips_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _pair(scores: dict[str, Any]) -> str:
+def format_scores(scores: dict[str, Any]) -> str:
+    """``confidence / similarity`` of one candidate in a report, for tables."""
     if not scores:
         return "-"
     confidence = "-" if scores.get("confidence") is None else f"{scores['confidence']:.3f}"

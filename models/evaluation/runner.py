@@ -81,8 +81,7 @@ def fit_matching(
     sample = sample_per_subject(load_split(data_root, subjects, cache_dir), FIT_SEQUENCES_PER_SUBJECT)
     embeddings = embed_records(embedder, sample, progress, windowing)
     transform = centring_transform(embeddings) if centre else MatchingTransform()
-    vectors = transform.vectors(embeddings)
-    similarity, same = protocol_pairs(lambda p, g: vectors[p] @ vectors[g].T, _labels(sample))
+    similarity, same = protocol_pairs(transform.vectors(embeddings), _labels(sample))
     calibration = fit_calibration(similarity, same)
     facts = {"subjects": subjects, "sequences": len(sample), "pairs": len(same), "centred": centre}
     return transform, calibration, facts
@@ -138,7 +137,8 @@ def evaluate_casia_b(
     gallery = np.isin(conditions, GALLERY_CONDITIONS)
     probes = np.isin(conditions, [c for group in PROBE_CONDITIONS.values() for c in group])
     subjects_of = np.array([r.subject for r in records])
-    similarity = transform.similarity(embeddings[probes], embeddings[gallery])
+    vectors = transform.vectors(embeddings)  # the service's gallery vectors: one inner product per pair
+    similarity = vectors[probes] @ vectors[gallery].T
     scores = similarity if calibration is None else calibration.confidence(similarity)
     points = open_set_thresholds(scores, subjects_of[probes].tolist(), subjects_of[gallery].tolist())
     report: dict[str, Any] = dict(results["euclidean"].means)
@@ -163,8 +163,7 @@ def evaluate_casia_b(
         }
     )
     if calibration is not None:
-        vectors = transform.vectors(embeddings)
-        pair_similarity, same = protocol_pairs(lambda p, g: vectors[p] @ vectors[g].T, labels)
+        pair_similarity, same = protocol_pairs(vectors, labels)
         error, table = reliability(calibration.confidence(pair_similarity), same)
         report["calibration"] = {
             "slope": calibration.slope,
