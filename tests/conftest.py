@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -78,6 +79,34 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
+T = TypeVar("T")
+
+
+def within(timeout_s: float, call: Callable[[], T], what: str) -> T:
+    """``call()``'s result (or its exception), failing saying ``what`` hung if it runs past ``timeout_s``.
+
+    A deadline that only stops a hang, never a speed budget: no test asserts how fast something is
+    (CI machines are busy and noisy; ``gaitid bench`` measures speed), so ``timeout_s`` is generous,
+    minutes where the work takes seconds. The call runs on a daemon thread, left behind if it hangs.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=f"within: {what[:40]}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise AssertionError(f"{what} did not finish within {timeout_s} s: a hang")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["result"]  # type: ignore[return-value]
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real ``gaitid`` command line in a subprocess, as a user would."""
     return subprocess.run(
@@ -90,7 +119,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
-DETECTOR = REPO / "var" / "weights" / "person_yolov8.onnx"
+DETECTOR = REPO / "var" / "weights" / "person_nanodet.onnx"
 
 
 @pytest.fixture(scope="session")

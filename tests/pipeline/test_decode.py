@@ -1,8 +1,11 @@
-"""Decoding real files, broken files and unreachable URLs: frames or a typed error, in bounded time."""
+"""Decoding real files, broken files and unreachable URLs: frames or a typed error, never a hang.
+
+No test here asserts how fast decoding is (``gaitid bench`` measures that); a generous deadline
+(``HANG_S``) only turns a hang into a failure that says so.
+"""
 
 import socket
 import threading
-import time
 
 import pytest
 
@@ -15,9 +18,10 @@ from pipeline.errors import (
     VideoTooLongError,
     VideoUnreadableError,
 )
-from tests.conftest import SHARED, serve_folder
+from tests.conftest import SHARED, serve_folder, within
 
 VIDEOS = SHARED / "videos"
+HANG_S = 120  # the calls below take a second or two; this only stops a hang
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +49,13 @@ def test_explicit_rotation_and_stride(videos):
 
 @pytest.mark.parametrize("name", ["empty.mp4", "text.mp4", "truncated_no_moov.mp4"])
 def test_unreadable_files_are_refused(videos, name):
-    started = time.perf_counter()
-    with pytest.raises(VideoUnreadableError) as refused, VideoSource(videos / "bad" / name) as video:
-        list(video.frames())
-    assert time.perf_counter() - started < 10
+
+    def decode() -> None:
+        with VideoSource(videos / "bad" / name) as video:
+            list(video.frames())
+
+    with pytest.raises(VideoUnreadableError) as refused:
+        within(HANG_S, decode, f"decoding bad/{name}")
     # the message reaches API clients: neither the server's folders nor FFmpeg's errno
     assert str(videos) not in str(refused.value) and "Errno" not in str(refused.value), refused.value
 
@@ -75,14 +82,13 @@ def test_limits(videos):
         VideoSource(videos / "walk_outdoor.mp4", DecodeLimits(max_width=640, max_height=640))
 
 
-def test_refused_connection_is_a_typed_error_quickly():
+def test_refused_connection_is_a_typed_error():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
-    started = time.perf_counter()
+    limits = DecodeLimits(open_timeout_s=2, read_timeout_s=2)
     with pytest.raises(SourceUnreachableError):
-        VideoSource(f"http://127.0.0.1:{port}/walk.mp4", DecodeLimits(open_timeout_s=2, read_timeout_s=2))
-    assert time.perf_counter() - started < 5
+        within(HANG_S, lambda: VideoSource(f"http://127.0.0.1:{port}/walk.mp4", limits), "opening a refused URL")
 
 
 def test_silent_server_times_out():
@@ -104,12 +110,10 @@ def test_silent_server_times_out():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        started = time.perf_counter()
-        with pytest.raises(SourceUnreachableError):
-            VideoSource(
-                f"http://127.0.0.1:{server.getsockname()[1]}/walk.mp4", DecodeLimits(open_timeout_s=2, read_timeout_s=2)
-            )
-        assert time.perf_counter() - started < 10
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/walk.mp4"
+        limits = DecodeLimits(open_timeout_s=2, read_timeout_s=2)
+        with pytest.raises(SourceUnreachableError):  # the read timeout gives up; without it, this would hang
+            within(HANG_S, lambda: VideoSource(url, limits), "opening a URL whose server never answers")
     finally:
         stop.set()
         thread.join()

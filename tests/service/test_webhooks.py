@@ -30,10 +30,11 @@ from service.streams.events import record_event
 from service.streams.payload import event_payload
 from service.streams.retention import EventRetention
 from service.streams.webhooks import WebhookDispatcher, retry_delay, sign, verify
-from tests.conftest import run_cli
+from tests.conftest import run_cli, within
 from tests.service.conftest import DATABASES, ServerProcess, eventually, free_port, fresh_database, running_server
 
 Sessions = sessionmaker[Session]
+HANG_S = 60  # deadlines that only stop a hang: the waits below take a second or two
 
 
 # --- a real HTTP endpoint ----------------------------------------------------------------------
@@ -56,12 +57,13 @@ class Receiver:
     """A webhook endpoint on 127.0.0.1 (``http.server`` in a thread) that records every request.
 
     It answers ``statuses`` in turn (the last one repeats), after ``delay_s``; while ``release`` is
-    clear, requests wait for it (up to 10 s), which holds a sender of the dispatcher busy.
+    clear, requests wait for it (up to ``hold_s``), which holds a sender of the dispatcher busy.
     """
 
-    def __init__(self, statuses: Sequence[int] = (200,), delay_s: float = 0.0) -> None:
+    def __init__(self, statuses: Sequence[int] = (200,), delay_s: float = 0.0, hold_s: float = 10.0) -> None:
         self.statuses = list(statuses)
         self.delay_s = delay_s
+        self.hold_s = hold_s
         self.requests: list[Received] = []
         self.release = threading.Event()
         self.release.set()
@@ -74,7 +76,7 @@ class Receiver:
                 with receiver._lock:
                     index = len(receiver.requests)
                     receiver.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
-                receiver.release.wait(10)
+                receiver.release.wait(receiver.hold_s)
                 time.sleep(receiver.delay_s)
                 self.send_response(receiver.statuses[min(index, len(receiver.statuses) - 1)])
                 self.send_header("Content-Length", "0")
@@ -98,7 +100,7 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
 
-    def wait_for(self, count: int, timeout_s: float = 10) -> list[Received]:
+    def wait_for(self, count: int, timeout_s: float = HANG_S) -> list[Received]:
         deadline = time.monotonic() + timeout_s
         while len(self.requests) < count and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -277,34 +279,65 @@ def test_retries_with_back_off_until_delivered(sessions: Sessions, database_url:
 
 
 def test_endpoint_that_never_succeeds_fails_after_max_attempts(sessions: Sessions, database_url: str):
-    """HTTP errors, a refused connection and a timeout each use up the attempts, concurrently, then fail."""
+    """HTTP errors, a refused connection and an endpoint that holds the request each use up the attempts,
+    concurrently, then fail: in every pass the other two are answered and recorded while the held one is
+    still open, so one slow endpoint never holds up the others."""
     stream = add_stream(sessions)
     with (
         Receiver(statuses=(503,)) as broken,
-        Receiver(delay_s=1.5) as slow,
-        dispatcher(sessions, database_url, webhook_max_attempts=3, webhook_timeout_seconds=0.5) as d,
+        Receiver(statuses=(504,), hold_s=HANG_S) as held,
+        dispatcher(sessions, database_url, webhook_max_attempts=3, webhook_timeout_seconds=HANG_S) as d,
     ):
         hooks = {
             "broken": add_webhook(sessions, broken.url).id,
             "refused": add_webhook(sessions, f"http://127.0.0.1:{free_port()}/hook").id,
-            "slow": add_webhook(sessions, slow.url).id,
+            "held": add_webhook(sessions, held.url).id,
         }
         add_event(sessions, stream)
-        for _ in range(3):
-            started = time.monotonic()
-            assert d.deliver_due() == 3
-            assert time.monotonic() - started < 1.4, "one slow endpoint must not hold up the others"
+        for attempt in (1, 2, 3):
+            held.release.clear()
+            passing = threading.Thread(target=d.deliver_due)
+            passing.start()
+            held.wait_for(attempt, timeout_s=HANG_S)
+            eventually(
+                lambda n=attempt: all(deliveries(sessions, hooks[k])[0].attempts == n for k in ("broken", "refused")),
+                HANG_S,
+                f"attempt {attempt} of the broken and refused endpoints recorded while the held one is open",
+            )
+            assert deliveries(sessions, hooks["held"])[0].attempts == attempt - 1, "the held request is still open"
+            held.release.set()
+            passing.join(HANG_S)
+            assert not passing.is_alive(), "deliver_due() returned once the held endpoint answered"
         assert d.deliver_due() == 0, "failed deliveries are not retried"
     by_hook = {name: deliveries(sessions, webhook_id)[0] for name, webhook_id in hooks.items()}
     for delivery in by_hook.values():
         assert delivery.status == "failed" and delivery.attempts == 3 and len(delivery.log) == 3
         assert delivery.delivered_at is None
     assert [e["status_code"] for e in by_hook["broken"].log] == [503] * 3
-    assert by_hook["broken"].last_error == "HTTP 503"
+    assert by_hook["broken"].last_error == "HTTP 503" and by_hook["held"].last_error == "HTTP 504"
     assert by_hook["refused"].last_status_code is None and by_hook["refused"].last_error.startswith("ConnectError")
     assert "Errno" not in by_hook["refused"].last_error  # admins read it: no errno numbers
-    assert by_hook["slow"].last_error.startswith("ReadTimeout")
-    assert all(e["ms"] < 1400 for e in by_hook["slow"].log)
+
+
+def test_an_endpoint_that_never_answers_times_out_and_fails(sessions: Sessions, database_url: str):
+    """The timeout bounds an attempt: an endpoint that holds every request (for 10 s) is given up on after
+    0.5 s each time, recorded as a timeout, and the delivery fails after its attempts."""
+    stream = add_stream(sessions)
+    with (
+        Receiver() as silent,
+        dispatcher(sessions, database_url, webhook_max_attempts=2, webhook_timeout_seconds=0.5) as d,
+    ):
+        silent.release.clear()  # each request waits 10 s for a release that never comes
+        hook = add_webhook(sessions, silent.url).id
+        add_event(sessions, stream)
+        for _ in range(2):
+            assert within(HANG_S, d.deliver_due, "an attempt at an endpoint that never answers") == 1
+        assert d.deliver_due() == 0
+        [delivery] = deliveries(sessions, hook)
+        assert [e["status_code"] for e in delivery.log] == [None, None], "no answer came before the timeout"
+    assert delivery.status == "failed" and delivery.attempts == 2 and len(silent.requests) == 2
+    assert delivery.last_error.startswith("ReadTimeout"), delivery.last_error
+    assert all(e["ms"] >= 450 for e in delivery.log), "each attempt waited for its timeout"
 
 
 def test_an_attempt_that_raises_counts_and_fails_in_the_end(
@@ -386,32 +419,29 @@ def test_a_claimed_delivery_is_sent_by_one_dispatcher_only(sessions: Sessions, d
 
 
 def test_background_dispatcher_is_not_stalled_by_a_hanging_endpoint(sessions: Sessions, database_url: str):
+    """A request held open at one endpoint neither delays the others nor stops ``stop()`` from returning:
+    the held attempt is still unrecorded when ``stop()`` returns, and records its answer afterwards."""
     stream = add_stream(sessions)
-    with Receiver() as hanging, Receiver() as healthy:
+    with Receiver(hold_s=HANG_S) as hanging, Receiver() as healthy:
         stuck = add_webhook(sessions, hanging.url, decisions=["unknown"])
         add_webhook(sessions, healthy.url, decisions=["match"])
         hanging.release.clear()
-        config = Settings(database_url=database_url, webhook_timeout_seconds=5)
+        config = Settings(database_url=database_url, webhook_timeout_seconds=HANG_S)
         d = WebhookDispatcher(sessions, config, "background")
         d.start()
         try:
             add_event(sessions, stream, "unknown")
-            hanging.wait_for(1, timeout_s=5)
+            hanging.wait_for(1, timeout_s=HANG_S)
             add_event(sessions, stream, "match")
-            healthy.wait_for(1, timeout_s=5)
+            healthy.wait_for(1, timeout_s=HANG_S)
         finally:
-            started = time.monotonic()
-            d.stop()
-            stopped_in = time.monotonic() - started
-        assert stopped_in < 2.5, f"stop() took {stopped_in:.1f} s"
+            within(HANG_S, d.stop, "stop() with a request held open")
+        assert deliveries(sessions, stuck.id)[0].attempts == 0, "stop() returned before the held attempt ended"
         add_event(sessions, stream, "match")
         time.sleep(0.5)
         assert len(healthy.requests) == 1, "nothing is sent after stop()"
         hanging.release.set()  # the attempt abandoned at stop() still records its answer
-        deadline = time.monotonic() + 5
-        while deliveries(sessions, stuck.id)[0].status != "delivered" and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert deliveries(sessions, stuck.id)[0].status == "delivered"
+        eventually(lambda: deliveries(sessions, stuck.id)[0].status == "delivered", HANG_S, "the held attempt recorded")
 
 
 # --- the API and a delivery by a running server ------------------------------------------------
@@ -541,7 +571,7 @@ def test_running_server_delivers_signed_events(api: tuple[ServerProcess, Session
         webhook = created.json()
         add_event(sessions, stream, "unknown")  # not wanted by this webhook
         event_id = add_event(sessions, stream, "match", subject_id=subject)
-        [received] = receiver.wait_for(1, timeout_s=15)
+        [received] = receiver.wait_for(1)
         time.sleep(0.5)
         assert len(receiver.requests) == 1, "only the match was owed"
 
@@ -555,9 +585,7 @@ def test_running_server_delivers_signed_events(api: tuple[ServerProcess, Session
         assert sent["decision"] == "match" and sent["subject"]["id"] == subject and sent["stream"]["name"] == "lobby"
 
         path = f"/v1/webhooks/{webhook['id']}/deliveries"
-        deadline = time.monotonic() + 10
-        while admin.get(path, params={"status": "delivered"}).json()["total"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: admin.get(path, params={"status": "delivered"}).json()["total"], HANG_S, "delivered")
         page = admin.get(path).json()
         assert page["total"] == 1
         [delivery] = page["items"]
@@ -597,7 +625,7 @@ def test_failed_delivery_is_retried_on_request_signed_with_a_rotated_secret(
         retried = admin.post(retry)
         assert retried.status_code == 200, retried.text
         assert retried.json()["status"] == "pending" and retried.json()["attempts"] == 0
-        third = receiver.wait_for(3, timeout_s=15)[2]
+        third = receiver.wait_for(3)[2]
         assert third.headers["x-gaitid-delivery"] == str(failed["id"])
         assert_signed(third, new_secret)
         signature = third.headers["x-gaitid-signature"]
