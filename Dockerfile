@@ -3,21 +3,31 @@
 #
 #   docker build -t gaitid .
 #   docker build -t gaitid --build-arg DETECTOR_MODEL=yolo11s.pt .    # another ultralytics model, fetched at build
+#   docker build -t gaitid --build-arg BASE_IMAGE=debian:bookworm .    # a plain Debian base
 #
 # Your own weights: mount them (read-only) and point GAITID_DETECTOR_WEIGHTS / GAITID_MODELS_DIR at them
-# (see deploy/README.md).
+# (see deploy/README.md). `make docker-smoke` builds and runs this image on a host without a registry.
 
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
+# BASE_IMAGE: a Debian or Ubuntu image. The CUDA image stays the default for GPU hosts. The torch wheels
+# carry their CUDA 13 libraries (which ONNX Runtime GPU uses too) and faiss-gpu-cu12 brings its CUDA 12
+# ones, so a plain base should serve a GPU host as well, with the driver from the host (not yet tried
+# on a GPU); `make docker-smoke` builds on a Debian base made from Debian's packages.
+ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
-# --- python: the CUDA runtime with Python 3.11 (both stages below start from it) ---------------
-FROM ${CUDA_IMAGE} AS python
+# --- python: the base with Python 3.11 (both stages below start from it) --------------------------
+FROM ${BASE_IMAGE} AS python
 ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
+# Debian bookworm ships Python 3.11; Ubuntu 22.04 (the CUDA image) has only a 3.11 release candidate,
+# so there it comes from the deadsnakes PPA. ca-certificates: HTTPS downloads at build and run time.
+RUN . /etc/os-release \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 libgl1 libglib2.0-0 \
-    && apt-get purge -y software-properties-common gpg-agent && apt-get autoremove -y \
+    && if [ "$ID" = ubuntu ]; then \
+         apt-get install -y --no-install-recommends software-properties-common gpg-agent \
+         && add-apt-repository -y ppa:deadsnakes/ppa \
+         && apt-get update; \
+       fi \
+    && apt-get install -y --no-install-recommends python3.11 ca-certificates libgl1 libglib2.0-0 \
+    && if [ "$ID" = ubuntu ]; then apt-get purge -y --auto-remove software-properties-common gpg-agent; fi \
     && rm -rf /var/lib/apt/lists/*
 
 # --- build: a virtual environment with every dependency, and the weights -----------------------
@@ -28,6 +38,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1
+# More package indexes for pip, e.g. a local mirror served on the build host (`docker build --network host`);
+# empty: PyPI only. Build arguments, so they stay out of the image.
+ARG PIP_EXTRA_INDEX_URL=""
+ARG PIP_FIND_LINKS=""
 WORKDIR /opt/gaitid
 # torch and torchvision first, exactly as pinned (PyPI's Linux wheels are the CUDA builds)
 RUN pip install --upgrade pip && pip install torch==2.14.1 torchvision==0.29.1
@@ -38,9 +52,12 @@ COPY models models
 COPY bench bench
 COPY migrations migrations
 # The GPU builds replace the CPU ones: onnxruntime-gpu instead of onnxruntime, faiss-gpu instead of faiss-cpu.
+# faiss-gpu-cu12 with its dependencies (the CUDA 12 runtime and cuBLAS wheels): without them it cannot
+# even be imported on a base without CUDA 12 (ONNX Runtime GPU uses torch's CUDA 13 libraries).
 RUN pip install '.[gpu]' \
     && pip uninstall -y onnxruntime faiss-cpu \
-    && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 faiss-gpu-cu12==1.14.1.post1
+    && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 \
+    && pip install faiss-gpu-cu12==1.14.1.post1
 # Default detector and segmenter from their Apache-2.0 wheels; DETECTOR_MODEL swaps in any ultralytics
 # detection/segmentation model name or URL, downloaded now (the build host has internet).
 ARG DETECTOR_MODEL=""
@@ -53,9 +70,10 @@ RUN python -m pipeline.fetch_weights detector segmenter --out /opt/gaitid/weight
 
 # --- runtime: Python, the environment, the weights, an unprivileged user --------------------------
 FROM python AS runtime
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/gaitid/weights /opt/gaitid/weights
+# the user first and the large environment last: fewer bytes per layer on copying storage drivers (vfs)
 RUN useradd --system --uid 10001 --home-dir /var/lib/gaitid --create-home gaitid
+COPY --from=build /opt/gaitid/weights /opt/gaitid/weights
+COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     GAITID_HOST=0.0.0.0 \
     GAITID_PORT=8000 \
@@ -70,6 +88,6 @@ WORKDIR /var/lib/gaitid
 VOLUME ["/var/lib/gaitid"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python3.11", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python3.11", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('GAITID_PORT', '8000'), timeout=4)"]
 ENTRYPOINT ["gaitid"]
 CMD ["serve"]
