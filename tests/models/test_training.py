@@ -10,15 +10,14 @@ import torch
 from models.checkpoint import load_model
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, shared_path
 
 CASIA_B = SHARED / "data" / "casia-b"
 
 
 @pytest.fixture()
 def smoke_config(tmp_path):
-    if not (CASIA_B / "sil").is_dir():
-        pytest.skip(f"CASIA-B silhouettes not found at {CASIA_B}")
+    shared_path("data/casia-b", "sil")
     config = load_train_config(REPO / "configs" / "smoke_cpu.yaml", {"run_dir": str(tmp_path / "run")})
     return replace(config, data_root=CASIA_B, cache_dir=tmp_path / "cache")
 

@@ -18,17 +18,14 @@ from pipeline.errors import (
     VideoTooLongError,
     VideoUnreadableError,
 )
-from tests.conftest import SHARED, serve_folder, within
+from tests.conftest import serve_folder, within
 
-VIDEOS = SHARED / "videos"
 HANG_S = 120  # the calls below take a second or two; this only stops a hang
 
 
 @pytest.fixture(scope="module")
-def videos():
-    if not (VIDEOS / "ground_truth.json").is_file():
-        pytest.skip(f"test videos not found at {VIDEOS}")
-    return VIDEOS
+def videos(videos_dir):
+    return videos_dir
 
 
 def test_frames_are_streamed_with_real_times(videos):

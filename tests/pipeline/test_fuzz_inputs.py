@@ -20,7 +20,7 @@ from pipeline.decode import DecodeLimits, VideoSource
 from pipeline.errors import PipelineError
 from service.errors import ServiceError
 from service.silhouette_uploads import read_silhouettes
-from tests.conftest import SHARED, mutate, png_zip, within
+from tests.conftest import SHARED, mutate, png_zip, shared_path, within
 
 EXAMPLES = int(os.environ.get("GAITID_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
@@ -46,9 +46,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 @pytest.fixture(scope="module")
 def seed_video() -> bytes:
-    if not SEED_VIDEO.is_file():
-        pytest.skip(f"seed clip not found at {SEED_VIDEO}")
-    return SEED_VIDEO.read_bytes()
+    return shared_path(str(SEED_VIDEO.relative_to(SHARED))).read_bytes()
 
 
 def _silhouettes(frames: int = 12) -> np.ndarray:

@@ -22,20 +22,27 @@ import pytest
 from sqlalchemy import text
 
 from service.db.engine import make_engine
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, missing, run_cli
 
 POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 READY_TIMEOUT_S = 180
 
 
-def _postgres_available() -> str | None:
+def require_postgres() -> None:
+    """Fail (see :func:`tests.conftest.missing`) when the PostgreSQL server is not reachable."""
     import psycopg
 
     try:
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
-            return None
+            return
     except psycopg.Error as error:
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(error).strip()[:200]}"
+        why = " ".join(str(error).split())[:200]
+    missing(
+        "postgres",
+        f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {why}",
+        "start PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database `test`) "
+        "or point GAITID_TEST_POSTGRES at one",
+    )
 
 
 @contextmanager
@@ -46,9 +53,7 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
         return
     import psycopg
 
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
+    require_postgres()
     name = f"gaitid_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -16,20 +16,25 @@ import uuid
 import pytest
 
 from bench.stream_source import ClipStreamServer, encode_clip
-from tests.conftest import REPO
+from tests.conftest import REPO, missing
 from tests.service.conftest import create_key, db_scalar, eventually, fresh_database, running_server, wait_for_job
 
 REDIS_URL = os.environ.get("GAITID_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
-def _redis_unavailable() -> str | None:
+def _require_redis() -> None:
     import redis
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        return
     except redis.RedisError as error:
-        return f"Redis not reachable at {REDIS_URL}: {error}"
-    return None
+        why = " ".join(str(error).split())[:200]
+    missing(
+        "redis",
+        f"Redis not reachable at {REDIS_URL}: {why}",
+        "start Redis on 127.0.0.1:6379 or point GAITID_TEST_REDIS at one",
+    )
 
 
 def _start_worker(env: dict[str, str], name: str, log_path) -> subprocess.Popen[bytes]:
@@ -50,9 +55,7 @@ def _stop(worker: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def _celery_env(detector_weights, pose_model) -> dict[str, str]:
-    reason = _redis_unavailable()
-    if reason:
-        pytest.skip(reason)
+    _require_redis()
     return {
         "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
         "GAITID_POSE_MODEL": str(pose_model),
