@@ -2,7 +2,8 @@
 
 Enroll J (indoor clip), O and R (one outdoor clip, by track), and three of the four people of the
 gallery clip (picked by track); then identify the indoor probe and the two four-person probes.
-J must match; Y, never enrolled, must be ``unknown`` in every probe. Runs on SQLite and PostgreSQL;
+J must match; Y, never enrolled, must be ``unknown`` in every probe; and every ``match`` must name the
+person who walked there (from ``ground_truth.json``). Runs on SQLite and PostgreSQL;
 the pipeline results are cached per clip, so the second database costs little.
 
 The walk-through runs once per database (a module fixture); one test checks what the service
@@ -81,21 +82,31 @@ def _walk_through(server: ServerProcess, videos_dir) -> dict:
         assert enroller.get(f"/v1/subjects/{subjects[person]}").json()["sequences"] == 1
 
     # four people side by side, left to right N, G, W, Y: enroll the first three, never Y
+    gallery_order = left_to_right(videos_dir, "gallery_4p.mp4")
+    assert gallery_order == "NGWY", gallery_order
     refused = _enroll(enroller, subjects["N"], videos_dir / "gallery_4p.mp4")
     assert refused.status_code == 409, refused.text
     usable = sorted((t for t in refused.json()["error"]["details"]["tracks"] if t["usable"]), key=_x_centre)
     assert len(usable) == 4
-    for person, track in zip("NGW", usable[:3], strict=True):
+    for person, track in zip(gallery_order[:3], usable[:3], strict=True):
         response = _enroll(enroller, subjects[person], videos_dir / "gallery_4p.mp4", track["track_id"])
         assert response.status_code == 201, response.text
 
     indoor = _identify(identifier, videos_dir / "walk_indoor_a_probe.mp4")
     probes = {clip: _identify(identifier, videos_dir / clip) for clip in ("probe1_4p_high.mp4", "probe2_4p_back.mp4")}
-    return {"subjects": subjects, "indoor": indoor, "probes": probes}
+    order = {clip: left_to_right(videos_dir, clip) for clip in ("walk_indoor_a_probe.mp4", *probes)}
+    return {"subjects": subjects, "indoor": indoor, "probes": probes, "order": order}
 
 
-# who walks where: probe1 (high camera) left to right Y, G, W, N; probe2 (back view) N, G, W, Y
-PROBE_ORDER = {"probe1_4p_high.mp4": "YGWN", "probe2_4p_back.mp4": "NGWY"}
+def left_to_right(videos_dir, clip: str) -> str:
+    """Who walks in ``clip``, left to right in the picture, from ``ground_truth.json`` (the person's box
+    centres read at one moment, or the clip's only person)."""
+    truth = json.loads((videos_dir / "ground_truth.json").read_text())["clips"][clip]
+    if "positions" not in truth:
+        assert len(truth["persons"]) == 1, truth["persons"]
+        return truth["persons"][0]
+    x = truth["positions"]["x"]
+    return "".join(sorted(x, key=x.get))
 
 
 def _answered(result: dict) -> list[dict]:
@@ -110,7 +121,7 @@ def test_walkthrough_enrolls_by_track_and_answers_every_walker(walkthrough, reco
     for clip, result in walkthrough["probes"].items():
         tracks = sorted(_answered(result), key=_x_centre)
         assert len(tracks) == 4, result["tracks"]
-        confusion[clip] = [_row(t, person) for t, person in zip(tracks, PROBE_ORDER[clip], strict=True)]
+        confusion[clip] = [_row(t, person) for t, person in zip(tracks, walkthrough["order"][clip], strict=True)]
         for track in tracks:
             assert track["decision"] in ("match", "unknown") and len(track["candidates"]) == 5
             names = [c["subject"]["name"] for c in track["candidates"]]
@@ -127,8 +138,27 @@ def test_default_model_matches_j_and_never_the_unenrolled_person(walkthrough):
     assert answers[0]["decision"] == "match" and answers[0]["subject"]["id"] == walkthrough["subjects"]["J"]
     for clip, result in walkthrough["probes"].items():
         tracks = sorted(_answered(result), key=_x_centre)
-        y = tracks[PROBE_ORDER[clip].index("Y")]
+        y = tracks[walkthrough["order"][clip].index("Y")]
         assert y["decision"] == "unknown", (clip, y)
+
+
+@pytest.mark.slow
+def test_every_match_names_the_person_who_walked(walkthrough):
+    """A ``match`` is a claim about who walked: each one, in every probe, names the true subject."""
+    names = {subject_id: person for person, subject_id in walkthrough["subjects"].items()}
+    results = {"walk_indoor_a_probe.mp4": walkthrough["indoor"], **walkthrough["probes"]}
+    wrong, matches = [], 0
+    for clip, result in results.items():
+        tracks = sorted(_answered(result), key=_x_centre)
+        order = walkthrough["order"][clip]
+        assert len(tracks) == len(order), (clip, result["tracks"])
+        for track, truth in zip(tracks, order, strict=True):
+            if track["decision"] == "match":
+                matches += 1
+                if names[track["subject"]["id"]] != truth:
+                    wrong.append((clip, truth, _row(track, truth)))
+    assert not wrong, f"matched to the wrong subject: {wrong}"
+    assert matches >= 1  # J's, at least (checked above): the loop did look at matches
 
 
 def _row(track: dict, truth: str) -> dict:
