@@ -37,7 +37,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11-venv python3.11-dev build-essential \
     && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1
+# pip trusts the system's CA bundle, as Python's own HTTPS does: the base's CAs, including one it adds for
+# a TLS-inspecting proxy on the way to the package registry
+ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 # More package indexes for pip, e.g. a local mirror served on the build host (`docker build --network host`);
 # empty: PyPI only. Build arguments, so they stay out of the image.
 ARG PIP_EXTRA_INDEX_URL=""
