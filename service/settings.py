@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     model: str = Field("default", description="registry name of the gait model used for new embeddings")
     embed_backend: Literal["onnx", "torch"] = Field("onnx", description="runtime for the gait model")
     embed_device: str = Field("cpu", description="cpu or cuda")
-    detector_weights: Path = Field(Path("var/weights/person_yolov8.onnx"), description="YOLO person detector")
+    detector_weights: Path = Field(
+        Path("var/weights/person_nanodet.onnx"),
+        description="person detector: the NanoDet ONNX file of pipeline.fetch_weights, or any ultralytics YOLO weights",
+    )
     pose_model: Path = Field(Path("var/weights/pose_landmark_full.tflite"), description="pose segmenter model")
     segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
     detector_device: str = Field("cpu", description="where the person detector runs: cpu, cuda or cuda:N")

@@ -14,7 +14,7 @@ from pipeline.output import Annotator, write_outputs
 from pipeline.quality import QualityConfig
 from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
 
-DEFAULT_DETECTOR = Path("var/weights/person_yolov8.onnx")
+DEFAULT_DETECTOR = Path("var/weights/person_nanodet.onnx")
 DEFAULT_POSE_MODEL = Path("var/weights/pose_landmark_full.tflite")
 
 

@@ -1,0 +1,64 @@
+"""The default person detector: licence-clean, self-describing, checked at fetch, and it finds people."""
+
+import io
+import tarfile
+
+import cv2
+import onnxruntime as ort
+import pytest
+
+from pipeline.detect import DetectorConfig, PersonTracker
+from pipeline.fetch_weights import ARTIFACTS, main
+from pipeline.nanodet import NanoDetDetector, NanoDetSpec
+
+
+def _metadata(path) -> dict[str, str]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def test_the_default_detector_says_where_it_comes_from_and_its_licence(detector_weights):
+    metadata = _metadata(detector_weights)
+    assert "Apache-2.0" in metadata["license"] and "AGPL" not in metadata["license"].upper()
+    detector = ARTIFACTS["detector"]
+    assert f"{detector.package}@{detector.version}" in metadata["source"]
+    assert NanoDetSpec.from_metadata(metadata) == detector.spec
+
+
+def test_it_finds_the_one_walker_of_a_real_frame(detector_weights, videos_dir):
+    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 40)
+    ok, frame = capture.read()
+    assert ok
+    session = ort.InferenceSession(str(detector_weights), providers=["CPUExecutionProvider"])
+    spec = NanoDetSpec.from_metadata(dict(session.get_modelmeta().custom_metadata_map))
+    boxes = NanoDetDetector(session, spec, None, confidence=0.3, nms_iou=0.6).detect(frame)
+    assert len(boxes) == 1, boxes
+    x1, y1, x2, y2 = boxes.xyxy[0]
+    height, width = frame.shape[:2]
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    assert y2 - y1 > 1.5 * (x2 - x1) and y2 - y1 > 0.15 * height  # a whole standing person
+    assert boxes.conf[0] > 0.5
+
+
+def test_tracking_gives_the_walker_one_id_over_consecutive_frames(detector_weights, videos_dir):
+    tracker = PersonTracker(DetectorConfig(weights=detector_weights))
+    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
+    ids = set()
+    for _ in range(20):
+        ok, frame = capture.read()
+        assert ok
+        ids.update(d.track_id for d in tracker.update(frame))
+    assert len(ids) == 1, ids
+
+
+def test_a_tarball_that_is_not_the_pinned_one_is_refused(tmp_path):
+    forged = tmp_path / "human-models.tgz"
+    payload = b'{"format": "graph-model"}'
+    with tarfile.open(forged, "w:gz") as archive:
+        info = tarfile.TarInfo("package/models/nanodet.json")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    with pytest.raises(SystemExit, match=r"sha(256|512)"):
+        main(["detector", "--out", str(tmp_path / "out"), "--npm-tarball", str(forged)])
+    assert not (tmp_path / "out" / ARTIFACTS["detector"].filename).exists()
