@@ -32,6 +32,9 @@ class DetectorConfig:
     nms_iou: float = 0.6
     tracker: str = "bytetrack"
     device: str = "cpu"
+    # Run the detector on at most every k-th frame and let the tracker's motion model carry the boxes
+    # in between; it still runs at once when tracked people overlap or move fast (NanoDet path only).
+    detect_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,17 @@ class PersonTracker:
     def update(self, image: np.ndarray) -> list[Detection]:
         """Detections with track ids for the next frame of the video (BGR uint8)."""
         return self._backend.update(image)
+
+    @property
+    def detector_runs(self) -> int:
+        """Frames the detector itself ran on (fewer than the frames seen when ``detect_every`` > 1)."""
+        return self._backend.detector_runs
+
+
+def fixed_input_size(config: DetectorConfig) -> int | None:
+    """The input size a NanoDet file was exported at (None for YOLO weights, which take ``image_size``)."""
+    detector = _open_nanodet(config) if config.weights.suffix == ".onnx" else None
+    return detector.spec.input_size if detector else None
 
 
 def _onnx_providers(device: str) -> list[str]:
@@ -98,7 +112,17 @@ def _open_nanodet(config: DetectorConfig) -> NanoDetDetector | None:
 
 
 class _NanoDetTracking:
-    """NanoDet boxes fed to ultralytics' tracker implementation (ByteTrack or BoT-SORT)."""
+    """NanoDet boxes fed to ultralytics' tracker implementation (ByteTrack or BoT-SORT).
+
+    With ``detect_every`` k > 1 the detector runs on every k-th frame; in between each track's box
+    is its Kalman prediction, advanced one step per frame exactly as the tracker would, so the
+    next detection frame associates as if no frame had been skipped. Skipping is only safe while
+    people are apart and move smoothly: a frame where two tracked boxes touch (identity switches
+    happen there), a track moves more than ``FAST`` of its height per frame (running, a panning
+    camera, someone close to the lens) or a new track awaits confirmation is always detected.
+    """
+
+    FAST = 0.04  # a walker covers about 2-3 % of their height per frame at 25-30 fps
 
     def __init__(self, detector: NanoDetDetector, config: DetectorConfig) -> None:
         import yaml
@@ -107,18 +131,54 @@ class _NanoDetTracking:
         from ultralytics.utils import IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml
 
+        if config.detect_every < 1:
+            raise BadOptionError(f"detect_every must be at least 1, got {config.detect_every}")
         self.detector = detector
+        self.every = config.detect_every
+        self.skipped = self.every  # the first frame is always detected
+        self.detector_runs = 0
         settings = yaml.safe_load(Path(check_yaml(str(TRACKER_CONFIGS[config.tracker]))).read_text())
         tracker_class = {"bytetrack": BYTETracker, "botsort": BOTSORT}[settings["tracker_type"]]
         self.tracker = tracker_class(args=IterableSimpleNamespace(**settings))
 
     def update(self, image: np.ndarray) -> list[Detection]:
+        if self.skipped + 1 < self.every and not self._must_detect():
+            self.skipped += 1
+            return self._predicted()
+        self.skipped = 0
+        self.detector_runs += 1
         boxes: Boxes = self.detector.detect(image)
         tracked = self.tracker.update(boxes, image)
         return [
             Detection(int(row[4]), tuple(float(v) for v in row[:4]), float(row[5]))  # type: ignore[arg-type]
             for row in tracked
         ]
+
+    def _active(self) -> list:
+        return [t for t in self.tracker.tracked_stracks if t.is_activated]
+
+    def _must_detect(self) -> bool:
+        if any(not t.is_activated for t in self.tracker.tracked_stracks):
+            return True  # a new track is confirmed by a detection on the next frame
+        active = self._active()
+        for track in active:
+            _, _, _, height, vx, vy, _, vh = track.mean
+            if max(np.hypot(vx, vy), 2 * abs(vh)) > self.FAST * height:
+                return True
+        boxes = [t.xyxy for t in active]
+        return any(box_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+    def _predicted(self) -> list[Detection]:
+        """Advance every live track one frame with its motion model; the tracked ones are this frame's people."""
+        self.tracker.multi_predict([*self._active(), *self.tracker.lost_stracks])  # as update() would
+        return [
+            Detection(int(t.track_id), tuple(float(v) for v in t.xyxy), float(t.score))  # type: ignore[arg-type]
+            for t in self._active()
+        ]
+
+
+def box_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
 
 
 class _YoloTracking:
@@ -142,8 +202,10 @@ class _YoloTracking:
             named = [i for i, n in names.items() if str(n).lower() == "person"]
             self.classes = named or list(names)
         self.segments = self.model.task == "segment"
+        self.detector_runs = 0
 
     def update(self, image: np.ndarray) -> list[Detection]:
+        self.detector_runs += 1
         result = self.model.track(
             image,
             persist=True,

@@ -31,7 +31,10 @@ class JobCancelledError(Exception):
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
         detector=DetectorConfig(
-            weights=settings.detector_weights, image_size=settings.detector_image_size, device=settings.detector_device
+            weights=settings.detector_weights,
+            image_size=settings.detector_image_size,
+            device=settings.detector_device,
+            detect_every=settings.detect_every,
         ),
         segmenter=settings.segmenter,
         pose_model=settings.pose_model if settings.segmenter == "pose" else None,

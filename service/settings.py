@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
     detector_device: str = Field("cpu", description="where the person detector runs: cpu, cuda or cuda:N")
     detector_image_size: int = Field(640, ge=128, le=2048, description="detector input size in pixels")
+    detect_every: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="run the detector on every k-th frame and track in between (NanoDet only; "
+        "every frame where people overlap or move fast)",
+    )
     pipeline_cache: bool = Field(
         False,
         description="keep each processed file's tracks (silhouettes) under GAITID_CACHE_DIR, keyed by content, "

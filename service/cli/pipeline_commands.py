@@ -67,6 +67,13 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", type=float, default=0.1, help="detector confidence floor (default 0.1)")
     parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default="bytetrack")
     parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=DetectorConfig.detect_every,
+        help="run the NanoDet detector on every k-th frame, the tracker's motion model in between; "
+        f"still every frame where people overlap or move fast (default {DetectorConfig.detect_every})",
+    )
+    parser.add_argument(
         "--segmenter",
         choices=SEGMENTERS,
         default="pose",
@@ -91,6 +98,7 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         image_size=args.imgsz,
         confidence=args.conf,
         tracker=args.tracker,
+        detect_every=args.detect_every,
     )
     return PipelineConfig(
         detector=detector,

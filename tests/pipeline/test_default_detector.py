@@ -10,6 +10,7 @@ import pytest
 from pipeline.detect import DetectorConfig, PersonTracker
 from pipeline.fetch_weights import ARTIFACTS, main
 from pipeline.nanodet import NanoDetDetector, NanoDetSpec
+from pipeline.tracks import box_iou
 
 
 def _metadata(path) -> dict[str, str]:
@@ -50,6 +51,21 @@ def test_tracking_gives_the_walker_one_id_over_consecutive_frames(detector_weigh
         assert ok
         ids.update(d.track_id for d in tracker.update(frame))
     assert len(ids) == 1, ids
+
+
+def test_detecting_every_third_frame_still_boxes_the_walker_on_every_frame(detector_weights, videos_dir):
+    every_frame = PersonTracker(DetectorConfig(weights=detector_weights))
+    every_third = PersonTracker(DetectorConfig(weights=detector_weights, detect_every=3))
+    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
+    frames = 30
+    for _ in range(frames):
+        ok, frame = capture.read()
+        assert ok
+        reference, carried = every_frame.update(frame), every_third.update(frame)
+        assert len(carried) == len(reference) == 1
+        assert box_iou(reference[0].box, carried[0].box) > 0.6
+    assert every_frame.detector_runs == frames
+    assert every_third.detector_runs < frames / 2  # one walker, apart from everyone: skipping is allowed
 
 
 def test_a_tarball_that_is_not_the_pinned_one_is_refused(tmp_path):
