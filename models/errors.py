@@ -16,6 +16,11 @@ class ModelError(Exception):
             self.code = code
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line (YAML's errors span several, with a caret under the problem)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class CheckpointError(ModelError):
     """A weights file that is unreadable, unsafe, or does not fit the architecture."""
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from models.architectures import ArchConfig, make_config
-from models.errors import ModelError, UnknownModelError
+from models.errors import ModelError, UnknownModelError, one_line
 from models.matching import Calibration, MatchingTransform, Windowing
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
@@ -58,7 +58,7 @@ def _parse_card(path: Path, origin: Literal["bundled", "user"]) -> ModelSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise ModelError(f"model card {path} is unreadable: {error}", code="bad_model_card") from None
+        raise ModelError(f"model card {path} is unreadable: {one_line(error)}", code="bad_model_card") from None
     if not isinstance(raw, dict):
         raise ModelError(f"model card {path} must be a mapping", code="bad_model_card")
     try:

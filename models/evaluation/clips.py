@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from models.embedder import MAX_FRAMES, Embedder
-from models.errors import ModelError
+from models.errors import ModelError, one_line
 from models.matching import WHOLE_SEQUENCE, Calibration, Candidate, MatchingTransform, Windowing, decide, embed_walks
 from pipeline.cache import TrackCache, extract_cached
 from pipeline.extract import PipelineConfig, PipelineResult
@@ -58,7 +58,7 @@ def load_protocol(path: Path) -> ClipsProtocol:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise ModelError(f"clip protocol {path} is unreadable: {error}", code="bad_protocol") from None
+        raise ModelError(f"clip protocol {path} is unreadable: {one_line(error)}", code="bad_protocol") from None
     protocol = ClipsProtocol(
         tuple(_entry(e, path) for e in raw.get("enroll") or ()), tuple(_entry(e, path) for e in raw.get("probes") or ())
     )

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import yaml
 
 from models.architectures import ArchConfig, make_config
-from models.errors import ModelError
+from models.errors import ModelError, one_line
 from models.mapping import dataclass_from_mapping
 from models.training.footage import FootageConfig
 from models.training.sampling import SamplingConfig
@@ -71,7 +71,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise ModelError(f"training config {path} is unreadable: {error}", code="bad_train_config") from None
+        raise ModelError(f"training config {path} is unreadable: {one_line(error)}", code="bad_train_config") from None
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         model = raw.pop("model")
