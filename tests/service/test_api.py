@@ -289,6 +289,7 @@ def test_too_many_jobs_429_and_cancel(api: ServerProcess, keys: dict[str, str], 
             jobs.append(response.json()["id"])
         refused = client.post("/v1/identify", files={"file": ("w.mp4", clip, "video/mp4")})
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0, refused.text
+        assert refused.json()["error"]["code"] == "too_many_jobs", refused.text
         for job_id in jobs:
             cancelled = client.delete(f"/v1/jobs/{job_id}")
             assert cancelled.status_code in (200, 409), cancelled.text
@@ -349,6 +350,7 @@ def test_a_burst_gets_exactly_the_job_limit(api: ServerProcess, keys: dict[str, 
         statuses = sorted(r.status_code for r in answers)
         assert statuses == [202] * MAX_ACTIVE_JOBS + [429] * 5, [r.text for r in answers]
         assert all(int(r.headers["retry-after"]) > 0 for r in answers if r.status_code == 429)
+        assert all(r.json()["error"]["code"] == "too_many_jobs" for r in answers if r.status_code == 429)
         for response in answers:
             if response.status_code == 202:
                 assert client.delete(f"/v1/jobs/{response.json()['id']}").status_code in (200, 409)
