@@ -30,11 +30,16 @@ def plan_batches(lengths: Sequence[int], max_batch_frames: int, max_padding: flo
     return batches
 
 
-def pad_batch(sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-pad float ``[N_i, H, W]`` arrays to ``[B, max N, H, W]``; also returns the lengths (int64)."""
+def pad_batch(sequences: Sequence[np.ndarray], frame_multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad ``[N_i, H, W]`` arrays to ``[B, T, H, W]`` (their dtype); also returns the lengths (int64).
+
+    ``T`` is the longest length rounded up to ``frame_multiple``: a GPU backend asks for a few
+    stable shapes (kernels tuned once, no recompilation) at the price of some masked frames.
+    """
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
     height, width = sequences[0].shape[1:]
-    padded = np.zeros((len(sequences), int(lengths.max()), height, width), dtype=np.float32)
+    frames = -(-int(lengths.max()) // frame_multiple) * frame_multiple
+    padded = np.zeros((len(sequences), frames, height, width), dtype=sequences[0].dtype)
     for row, seq in enumerate(sequences):
         padded[row, : len(seq)] = seq
     return padded, lengths

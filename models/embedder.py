@@ -18,11 +18,12 @@ from torch import nn
 
 from models.batching import pad_batch, plan_batches
 from models.errors import InputShapeError, ModelError
-from models.transform import to_model_input, validate_sequence
+from models.transform import crop_and_scale, side_cut, validate_sequence
 
 MIN_FRAMES = 5
 MAX_FRAMES = 1000
 DEFAULT_MAX_BATCH_FRAMES = 2048
+CUDA_FRAME_MULTIPLE = 32  # batch lengths on a GPU: multiples of 32 frames
 
 Precision = Literal["fp32", "fp16", "bf16"]
 _AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -33,7 +34,13 @@ def _masked_lengths(lengths: np.ndarray, frames: int) -> torch.Tensor:
 
 
 class Embedder(ABC):
-    """Turns uint8 silhouette sequences ``[N, 64, W]`` into float32 embeddings ``[S, D, P]``."""
+    """Turns uint8 silhouette sequences ``[N, 64, W]`` into float32 embeddings ``[S, D, P]``.
+
+    Batches stay uint8 until the backend takes them: a GPU backend moves a quarter of the bytes
+    and crops and scales on the device.
+    """
+
+    frame_multiple = 1  # padded batch lengths are rounded up to this (stable shapes on a GPU)
 
     def __init__(self, max_batch_frames: int = DEFAULT_MAX_BATCH_FRAMES, max_padding: float = 0.25) -> None:
         self.max_batch_frames = max_batch_frames
@@ -47,7 +54,7 @@ class Embedder(ABC):
 
     @abstractmethod
     def _forward(self, sils: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """float32 ``[B, T, 64, W']`` + int64 ``[B]`` → float32 ``[B, D, P]``."""
+        """uint8 ``[B, T, 64, W]`` (zero-padded, not yet cropped) + int64 ``[B]`` → float32 ``[B, D, P]``."""
 
     def embed(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Embed every sequence; the result's row ``i`` belongs to ``sequences[i]``."""
@@ -59,13 +66,12 @@ class Embedder(ABC):
                 raise InputShapeError(
                     f"sequence {index} has {len(sils)} frames; the models take {MIN_FRAMES} to {MAX_FRAMES}"
                 )
-        inputs = [to_model_input(s) for s in sequences]
         result: np.ndarray | None = None
-        for batch in plan_batches([len(s) for s in inputs], self.max_batch_frames, self.max_padding):
-            padded, lengths = pad_batch([inputs[i] for i in batch])
+        for batch in plan_batches([len(s) for s in sequences], self.max_batch_frames, self.max_padding):
+            padded, lengths = pad_batch([sequences[i] for i in batch], self.frame_multiple)
             out = self._forward(padded, lengths)
             if result is None:
-                result = np.empty((len(inputs), *out.shape[1:]), dtype=np.float32)
+                result = np.empty((len(sequences), *out.shape[1:]), dtype=np.float32)
             result[batch] = out
         assert result is not None
         return result
@@ -90,6 +96,7 @@ class TorchEmbedder(Embedder):
         self.device = torch.device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
+        self.frame_multiple = CUDA_FRAME_MULTIPLE if self.device.type == "cuda" else 1
 
     @property
     def description(self) -> str:
@@ -102,8 +109,15 @@ class TorchEmbedder(Embedder):
 
     @torch.inference_mode()
     def _forward(self, sils: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        mask = _masked_lengths(lengths, sils.shape[1]).to(self.device)
-        batch = torch.from_numpy(sils).to(self.device)
+        cuda = self.device.type == "cuda"
+        host = torch.from_numpy(sils)
+        mask = _masked_lengths(lengths, sils.shape[1])
+        if cuda:  # page-locked memory lets the copy run asynchronously
+            host, mask = host.pin_memory(), mask.pin_memory()
+        raw = host.to(self.device, non_blocking=cuda)
+        mask = mask.to(self.device, non_blocking=cuda)
+        cut = side_cut(sils.shape[-1])
+        batch = raw[..., cut : sils.shape[-1] - cut].float().div_(255.0)  # the model transform, on the device
         with self._autocast():
             embeddings = self.model(batch, mask).features
         return embeddings.float().cpu().numpy()
@@ -151,5 +165,5 @@ class OnnxEmbedder(Embedder):
         return f"onnxruntime {self.provider.removesuffix('ExecutionProvider')}"
 
     def _forward(self, sils: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        (embeddings,) = self.session.run(None, {"sils": sils, "lengths": lengths})
+        (embeddings,) = self.session.run(None, {"sils": crop_and_scale(sils), "lengths": lengths})
         return np.asarray(embeddings, dtype=np.float32)

@@ -29,6 +29,11 @@ def validate_sequence(sils: np.ndarray, min_frames: int = 1) -> None:
 def to_model_input(sils: np.ndarray) -> np.ndarray:
     """uint8 ``[N, 64, W]`` → float32 ``[N, 64, W - 2*cut]`` in 0..1."""
     validate_sequence(sils)
-    cut = side_cut(sils.shape[2])
-    cropped = sils[:, :, cut : sils.shape[2] - cut] if cut else sils
-    return cropped.astype(np.float32) / np.float32(255.0)
+    return crop_and_scale(sils)
+
+
+def crop_and_scale(sils: np.ndarray) -> np.ndarray:
+    """The transform on any uint8 array whose last two axes are ``64 × W`` (a padded batch too)."""
+    width = sils.shape[-1]
+    cut = side_cut(width)
+    return sils[..., cut : width - cut].astype(np.float32) / np.float32(255.0)

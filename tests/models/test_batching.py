@@ -27,3 +27,10 @@ def test_pad_batch_zero_pads_and_reports_lengths():
     padded, lengths = pad_batch([np.ones((3, 2, 2), np.float32), np.ones((1, 2, 2), np.float32)])
     assert padded.shape == (2, 3, 2, 2) and lengths.tolist() == [3, 1]
     assert padded[1, 1:].sum() == 0 and padded[1, 0].sum() == 4
+
+
+def test_pad_batch_keeps_the_dtype_and_rounds_the_length_up():
+    padded, lengths = pad_batch([np.full((5, 2, 2), 255, np.uint8), np.ones((2, 2, 2), np.uint8)], frame_multiple=4)
+    assert padded.dtype == np.uint8 and padded.shape == (2, 8, 2, 2)
+    assert lengths.tolist() == [5, 2]
+    assert (padded[0, :5] == 255).all() and not padded[0, 5:].any() and not padded[1, 2:].any()

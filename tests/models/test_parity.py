@@ -80,9 +80,12 @@ def test_batched_equals_one_by_one(loaded, fixture_array):
     sequences = [two[0], lengths[0, :5], two[1], lengths[1, :30], two[0][:17]]
     embedder = TorchEmbedder(model, max_padding=1.0)  # force every length into one padded batch
     batched = embedder.embed(sequences)
+    embedder.frame_multiple = 32  # the GPU's stable shapes: every batch padded to a multiple of 32 frames
+    bucketed = embedder.embed(sequences)
     for index, sils in enumerate(sequences):
         single = _forward_one(model, sils).embeddings[0].numpy()
         assert np.abs(batched[index] - single).max() <= 1e-5, f"{arch} sequence {index}"
+        assert np.abs(bucketed[index] - single).max() <= 1e-5, f"{arch} sequence {index}, padded to 32 frames"
     # and the references, for the sequences that have one
     np.testing.assert_allclose(batched[0], fixture_array(f"{arch}_embeddings.npy")[0], **TOLERANCE)
     np.testing.assert_allclose(batched[1], fixture_array(f"{arch}_embeddings_lengths.npy")[0], **TOLERANCE)
