@@ -10,9 +10,9 @@
 #             private dockerd, niced, with its data, exec root and socket in the work folder, without
 #             iptables or a bridge (containers here use the host network or none). docker.io and
 #             debootstrap are installed with apt when missing.
-# 2. bases    gaitid-base:bookworm from Debian's packages (debootstrap, then docker import), and the
-#             PostgreSQL and Redis images built on it (deploy/smoke/), each only when absent: no
-#             registry to pull debian, postgres or redis from.
+# 2. bases    gaitid-base:bookworm from Debian's packages (debootstrap, then docker import) when
+#             absent, and the PostgreSQL and Redis images built on it (deploy/smoke/): no registry to
+#             pull debian, postgres or redis from.
 # 3. image    the Dockerfile on that base, built with --network host from the working tree, or from a
 #             commit (GAITID_SMOKE_REVISION, e.g. HEAD: `git archive`, without uncommitted edits). pip's
 #             local indexes on this host (file:// entries of `pip config list`) are served on 127.0.0.1
@@ -205,17 +205,10 @@ EOF
     rm -rf "$rootfs"
 }
 
+# built every run: unchanged, they come from the build cache at once
 build_services() {
-    local name image
-    for name in postgres redis; do
-        image=$POSTGRES_IMAGE
-        [ "$name" = redis ] && image=$REDIS_IMAGE
-        if have_image "$image"; then
-            echo "$image present"
-            continue
-        fi
-        docker build --network host --quiet --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$image" "$REPO/deploy/smoke/$name"
-    done
+    docker build --network host --quiet --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$POSTGRES_IMAGE" "$REPO/deploy/smoke/postgres"
+    docker build --network host --quiet --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$REDIS_IMAGE" "$REPO/deploy/smoke/redis"
 }
 
 # --- 3. image ----------------------------------------------------------------------------------
@@ -329,8 +322,11 @@ compose_up() {
     done
     write_env_file
     compose down --volumes --timeout 20 >/dev/null 2>&1 || true
-    compose up --detach --no-build
-    wait_ready "http://127.0.0.1:$COMPOSE_API_PORT/readyz" 300
+    if ! compose up --detach --no-build || ! wait_ready "http://127.0.0.1:$COMPOSE_API_PORT/readyz" 300; then
+        compose ps --all
+        compose logs --tail 30
+        fail "the compose stack did not come up"
+    fi
     compose ps --all
 }
 

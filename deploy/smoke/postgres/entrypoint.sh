@@ -8,7 +8,9 @@ user="${POSTGRES_USER:-postgres}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     password_file="$(mktemp)"
     printf '%s' "$POSTGRES_PASSWORD" > "$password_file"
-    initdb --username="$user" --pwfile="$password_file" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    # UTF-8 as in the official image (the container's default C locale would give SQL_ASCII)
+    initdb --username="$user" --pwfile="$password_file" --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     rm -f "$password_file"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     # a socket-only server for the set-up, so no client sees a half-made database
