@@ -6,7 +6,7 @@ metrics report the same numbers.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,10 @@ class PipelineConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     rotate: int = 0
+    # The segmenter sees the box grown by this share of its height on each side (half that above and
+    # below): detector boxes hug the body, and a stride's feet and arms or the top of the head reach
+    # past them; a silhouette cut at the box edge loses exactly the shape gait recognition reads.
+    segment_margin: float = 0.1
 
 
 @dataclass
@@ -118,7 +122,7 @@ class FrameProcessor:
             others = [d for d in detections if d.track_id != detection.track_id]
             problem = frame_problem(detection, others, frame.image.shape, quality)
             if problem is None:
-                mask = self.segmenter.segment(frame.image, detection)
+                mask = self.segmenter.segment(frame.image, self._region(detection, frame.image.shape))
                 problem = mask_problem(mask, quality)
             started = times.add("segment", started)
             if problem is not None:
@@ -129,6 +133,19 @@ class FrameProcessor:
             started = times.add("normalize", started)
         times.frames += 1
         return detections
+
+    def _region(self, detection: Detection, shape: tuple[int, ...]) -> Detection:
+        """The detection with its box grown by ``segment_margin``, clipped to the frame."""
+        x1, y1, x2, y2 = detection.box
+        grow = self.config.segment_margin * (y2 - y1)
+        height, width = shape[:2]
+        box = (
+            max(0.0, x1 - grow),
+            max(0.0, y1 - grow / 2),
+            min(float(width), x2 + grow),
+            min(float(height), y2 + grow / 2),
+        )
+        return replace(detection, box=box)
 
     def finish(self) -> list[Track]:
         """Every track so far, fragments stitched, each kept or rejected with a reason."""
