@@ -78,3 +78,20 @@ def describe(error: BaseException) -> str:
     """
     text = _ERRNO.sub("", getattr(error, "strerror", None) or str(error)).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+class UnavailableError(ServiceError):
+    """A part the service needs (the database, the job queue) cannot be reached right now: 503 with a
+    ``Retry-After``, so that a client retries rather than treats it as a bug (a 500) or its own fault."""
+
+    status = 503
+
+    def __init__(self, message: str, code: str, retry_after_s: int = 5) -> None:
+        super().__init__(message, code=code)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class InsufficientStorageError(ServiceError):
+    """The disk is full (ENOSPC/EDQUOT): 507, and nothing half-written stays behind."""
+
+    status, code = 507, "insufficient_storage"

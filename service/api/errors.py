@@ -1,7 +1,9 @@
 """One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
 
 Validation errors, unknown routes and wrong methods get the same shape with their own codes;
-an unexpected exception is logged with its request id and answered 500 ``internal_error``.
+an unreachable database is 503 ``database_unavailable`` and a full disk 507 ``insufficient_storage``
+(faults of the machine, not of the request, and not bugs); any other unexpected exception is logged
+with its request id and answered 500 ``internal_error``.
 """
 
 import json
@@ -11,11 +13,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import ModelError
 from pipeline.errors import PipelineError
-from service.errors import ServiceError
+from service.db.faults import database_full, database_unreachable, disk_full
+from service.errors import InsufficientStorageError, ServiceError, UnavailableError
 
 log = logging.getLogger(__name__)
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -54,7 +58,30 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(error.status_code, "http_error")
         return error_response(ServiceError(str(error.detail), code=code, status=error.status_code))
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, error: DBAPIError) -> JSONResponse:
+        if database_unreachable(error):
+            log.warning("database unreachable: %s", " ".join(str(error.orig).split())[:300])
+            return error_response(
+                UnavailableError("the database is unreachable; retry shortly", code="database_unavailable")
+            )
+        if database_full(error):
+            log.error("the database's disk is full: %s", " ".join(str(error.orig).split())[:300])
+            return error_response(InsufficientStorageError("the database's disk is full"))
+        return _internal(error)
+
+    @app.exception_handler(OSError)
+    async def _os(_request: Request, error: OSError) -> JSONResponse:
+        if disk_full(error):  # the handler that raised it has removed what it had written
+            log.error("disk full: %s", error.strerror)
+            return error_response(InsufficientStorageError("the server's disk is full; retry later"))
+        return _internal(error)
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(ServiceError("internal error; see the server log", code="internal_error", status=500))
+        return _internal(error)
+
+
+def _internal(error: BaseException) -> JSONResponse:
+    log.error("unexpected error", exc_info=error)
+    return error_response(ServiceError("internal error; see the server log", code="internal_error", status=500))

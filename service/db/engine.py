@@ -2,7 +2,10 @@
 
 SQLite runs in WAL mode with ``synchronous=FULL`` so that a committed write survives a crash
 of the process or the machine, with foreign keys enforced and a busy timeout so that several
-processes (API, CLI) can share the file.
+processes (API, CLI) can share the file. PostgreSQL connections are checked before use
+(``pool_pre_ping``), so the pool replaces the ones a server restart cut instead of failing a request
+with them, and a connection attempt gives up after ``connect_timeout`` seconds (10 unless the URL
+says otherwise) rather than hanging on an unreachable host.
 """
 
 from pathlib import Path
@@ -10,6 +13,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+_CONNECT_TIMEOUT_S = 10
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +35,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": _CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

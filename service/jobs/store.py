@@ -5,6 +5,7 @@ A job is ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled
 have used their attempts), so no acknowledged job is ever lost.
 """
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -13,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.faults import database_unreachable
 from service.db.tables import Job, utcnow
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -113,7 +118,11 @@ def recover(sessions: sessionmaker[Session], max_attempts: int, statuses: tuple[
 
 @dataclass
 class ProgressWriter:
-    """Writes a running job's stage and progress at most once per ``interval_s``."""
+    """Writes a running job's stage and progress at most once per ``interval_s``.
+
+    Progress and the cancel check are best effort: while the database is unreachable (a restart)
+    the work goes on without them, and its result is written, with retries, once the database is back.
+    """
 
     sessions: sessionmaker[Session]
     job_id: str
@@ -127,17 +136,26 @@ class ProgressWriter:
         if not force and now - self._last < self.interval_s:
             return
         self._last = now
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(Job)
-                .where(Job.id == self.job_id, Job.status == "running")
-                .values(stage=stage, progress=progress, heartbeat_at=utcnow())
-            )
+        try:
+            with self.sessions() as session, session.begin():
+                session.execute(
+                    update(Job)
+                    .where(Job.id == self.job_id, Job.status == "running")
+                    .values(stage=stage, progress=progress, heartbeat_at=utcnow())
+                )
+        except DBAPIError as error:
+            if not database_unreachable(error):
+                raise
+            log.warning("job %s: progress not recorded, the database is unreachable", self.job_id)
 
     def cancelled(self) -> bool:
         """Polled every frame; looks at the database at most once per ``interval_s``."""
         now = time.monotonic()
         if not self._cancelled and now - self._last_cancel_check >= self.interval_s:
             self._last_cancel_check = now
-            self._cancelled = is_cancelled(self.sessions, self.job_id)
+            try:
+                self._cancelled = is_cancelled(self.sessions, self.job_id)
+            except DBAPIError as error:  # unreachable: asked again at the next check
+                if not database_unreachable(error):
+                    raise
         return self._cancelled

@@ -2,7 +2,8 @@
 
 Enrollment stores the sequence, the gallery change, the audit entry and the job's success in one
 transaction: a job re-run after a crash either finds it done or starts clean, so it never
-enrolls twice.
+enrolls twice. A database restart in the middle of a job only delays it: progress is skipped while
+the database is away and the result is written once it is back (:mod:`service.db.faults`).
 """
 
 import logging
@@ -20,6 +21,7 @@ from pipeline.tracks import Track
 from service.context import ServiceContext
 from service.db import audit
 from service.db.briefs import subject_brief
+from service.db.faults import database_unreachable, retry_unreachable
 from service.db.tables import GaitSequence, Job, Subject
 from service.errors import ServiceError
 from service.gallery.sync import embedding_to_bytes, record_change
@@ -102,32 +104,36 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
         sils, track = picked.silhouettes, track_summary(picked)
     progress("embed", 0.92, force=True)
     embedding = ctx.recognizer.embed([sils])[0]
-    with ctx.sessions() as session, session.begin():
-        stored = session.get(Job, job.id)
-        if stored is None or stored.status != "running":
-            return  # cancelled meanwhile: nothing is written
-        if session.get(Subject, job.subject_id) is None:
-            raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found", 404)
-        sequence = GaitSequence(
-            subject_id=job.subject_id,
-            model_key=ctx.recognizer.model_key,
-            embedding=embedding_to_bytes(embedding),
-            frames=int(track["good_frames"]),
-            quality=float(track["quality"]),
-            source=job.source[:500],
-            track_id=track["track_id"],
-            job_id=job.id,
-        )
-        session.add(sequence)
-        session.flush()
-        record_change(session, sequence.model_key, sequence.id, "add")
-        audit.record(session, job.api_key_id, "enroll", f"subject:{job.subject_id}", sequence_id=sequence.id)
-        finish_job(
-            session,
-            stored,
-            {"subject_id": job.subject_id, "sequence_id": sequence.id, "model": sequence.model_key, "track": track},
-        )
-    ctx.gallery.sync()
+
+    def store() -> None:
+        with ctx.sessions() as session, session.begin():
+            stored = session.get(Job, job.id)
+            if stored is None or stored.status != "running":
+                return  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
+            if session.get(Subject, job.subject_id) is None:
+                raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found", 404)
+            sequence = GaitSequence(
+                subject_id=job.subject_id,
+                model_key=ctx.recognizer.model_key,
+                embedding=embedding_to_bytes(embedding),
+                frames=int(track["good_frames"]),
+                quality=float(track["quality"]),
+                source=job.source[:500],
+                track_id=track["track_id"],
+                job_id=job.id,
+            )
+            session.add(sequence)
+            session.flush()
+            record_change(session, sequence.model_key, sequence.id, "add")
+            audit.record(session, job.api_key_id, "enroll", f"subject:{job.subject_id}", sequence_id=sequence.id)
+            finish_job(
+                session,
+                stored,
+                {"subject_id": job.subject_id, "sequence_id": sequence.id, "model": sequence.model_key, "track": track},
+            )
+
+    retry_unreachable(store, f"job {job.id}: storing the enrollment")
+    retry_unreachable(ctx.gallery.sync, f"job {job.id}: updating the gallery")
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
@@ -139,6 +145,31 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     threshold = ctx.recognizer.threshold(job.params.get("threshold"))
     top_k = int(job.params.get("top_k") or ctx.settings.top_k)
     progress("match", 0.97, force=True)
+    answers = retry_unreachable(lambda: _answers(ctx, result, embeddings, threshold, top_k), f"job {job.id}: matching")
+
+    def store() -> None:
+        with ctx.sessions() as session, session.begin():
+            stored = session.get(Job, job.id)
+            if stored is not None and stored.status == "running":
+                finish_job(
+                    session,
+                    stored,
+                    {
+                        "model": ctx.recognizer.model_key,
+                        "threshold": threshold,
+                        "frames": result.frames,
+                        "truncated": result.truncated,
+                        "tracks": answers,
+                    },
+                )
+
+    retry_unreachable(store, f"job {job.id}: storing the result")
+
+
+def _answers(
+    ctx: ServiceContext, result: PipelineResult, embeddings: dict[int, np.ndarray], threshold: float, top_k: int
+) -> list[dict[str, Any]]:
+    """Each track's answer: its decision, the subject and the candidates, read against the gallery."""
     answers = []
     with ctx.sessions() as session:
         for track in result.tracks:
@@ -166,28 +197,20 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                     "candidates": [{"subject": subject_brief(session, c.subject_id), **c.scores()} for c in candidates],
                 }
             )
-    with ctx.sessions() as session, session.begin():
-        stored = session.get(Job, job.id)
-        if stored is not None and stored.status == "running":
-            finish_job(
-                session,
-                stored,
-                {
-                    "model": ctx.recognizer.model_key,
-                    "threshold": threshold,
-                    "frames": result.frames,
-                    "truncated": result.truncated,
-                    "tracks": answers,
-                },
-            )
+    return answers
 
 
 def process_job(ctx: ServiceContext, job_id: str) -> None:
-    """Run one job to its end; every failure becomes a recorded error code, never an exception."""
+    """Run one job to its end; every failure becomes a recorded error code, never an exception.
+
+    Except an unreachable database: the job's writes wait for it (:func:`retry_unreachable`); one
+    that stays away longer raises, leaving the job queued or running for its runner to try again
+    (the in-process runner after the job's lease, Celery with its retries) — it is not failed for a
+    fault that is not its own, and a restarted service would recover it anyway.
+    """
     if not claim(ctx.sessions, job_id, ctx.settings.job_lease_seconds):
         return
-    with ctx.sessions() as session:
-        job = session.get(Job, job_id)
+    job = retry_unreachable(lambda: _load(ctx, job_id), f"job {job_id}: loading")
     assert job is not None
     progress = ProgressWriter(ctx.sessions, job_id)
     try:
@@ -198,13 +221,27 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
         log.info("job %s was already completed by another delivery", job_id)
     except (ServiceError, PipelineError, ModelError) as error:
         details = error.details if isinstance(error, ServiceError) else None
-        fail_job(ctx.sessions, job_id, error.code, str(error), details)
-    except Exception:
+        _record_failure(ctx, job_id, error.code, str(error), details)
+    except Exception as error:
+        if database_unreachable(error):
+            log.error("job %s: the database stayed unreachable; the job will be tried again", job_id)
+            raise
         log.exception("job %s failed unexpectedly", job_id)
-        fail_job(ctx.sessions, job_id, "internal_error", "internal error; see the server log")
-    finally:
-        with ctx.sessions() as session:
-            stored = session.get(Job, job_id)
-        if stored is not None and stored.status in TERMINAL:
-            JOBS_TOTAL.labels(stored.kind, stored.status).inc()
-            remove_input(stored)
+        _record_failure(ctx, job_id, "internal_error", "internal error; see the server log")
+    stored = retry_unreachable(lambda: _load(ctx, job_id), f"job {job_id}: loading")
+    if stored is not None and stored.status in TERMINAL:
+        JOBS_TOTAL.labels(stored.kind, stored.status).inc()
+        remove_input(stored)
+
+
+def _record_failure(
+    ctx: ServiceContext, job_id: str, code: str, message: str, details: dict[str, Any] | None = None
+) -> None:
+    retry_unreachable(
+        lambda: fail_job(ctx.sessions, job_id, code, message, details), f"job {job_id}: recording its failure"
+    )
+
+
+def _load(ctx: ServiceContext, job_id: str) -> Job | None:
+    with ctx.sessions() as session:
+        return session.get(Job, job_id)

@@ -1,0 +1,164 @@
+"""Faults of the machine under a running service: a PostgreSQL restart in the middle of a job.
+
+Each fault is real: a private PostgreSQL cluster (``initdb``/``pg_ctl``, never the shared server) is
+stopped and started again. The service must answer with a clear status and code (503
+``database_unavailable``), keep what it had acknowledged, and serve again without a restart once the
+fault is gone. The measured times are printed (``pytest -s``), never asserted: the deadlines only
+stop hangs.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import missing
+from tests.service.conftest import (
+    create_key,
+    db_scalar,
+    eventually,
+    free_port,
+    npy_upload,
+    running_server,
+    wait_for_job,
+)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    """The error envelope with ``status`` and ``code``, and nothing of the server's insides."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert "Traceback" not in response.text and "/work/" not in response.text and "site-packages" not in response.text
+    return body
+
+
+def _weights(detector_weights: Path, pose_model: Path) -> dict[str, str]:
+    return {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
+
+
+# --- PostgreSQL restarted during an identify job -------------------------------------------------------------------
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on its own port, run as the ``postgres`` user when we are root."""
+
+    def __init__(self) -> None:
+        for tool in ("initdb", "pg_ctl"):
+            if shutil.which(tool) is None:
+                missing("postgres", f"{tool} not found on PATH", "install the PostgreSQL server binaries")
+        self.folder = Path(tempfile.mkdtemp(prefix="gaitid-faults-pg-"))  # not under pytest's root-only tmp
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self._as = []
+        if os.geteuid() == 0:  # postgres refuses to run as root
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/gaitid"
+
+    def _run(self, *command: str) -> None:
+        result = subprocess.run([*self._as, *command], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{command[0]} failed: {result.stderr[-2000:]}"
+
+    def create(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+        self.start()
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as admin:
+            admin.execute("CREATE DATABASE gaitid")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "postgres.log"), "-w", "-t", "120",
+                  "-o", options, "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "120", "stop")
+
+    def remove(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run([*self._as, "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"], timeout=60)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.create()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgresql_restart_mid_identify_job_loses_nothing(
+    tmp_path, shared_cache, detector_weights, pose_model, videos_dir
+):
+    # the pipeline really runs (no cached result), so the restart falls inside the job
+    env = {**_weights(detector_weights, pose_model), "GAITID_PIPELINE_CACHE": "false"}
+    with private_postgres() as postgres, running_server(postgres.url, tmp_path, shared_cache, env) as api:
+        client = api.client(create_key(api.env, "admin"), timeout=120)
+        subject = client.post("/v1/subjects", json={"name": "Stored before the restart"}).json()["id"]
+        enrolled = client.post(f"/v1/subjects/{subject}/enrollments?wait=120", files=npy_upload())
+        assert enrolled.status_code == 201, enrolled.text
+
+        probe = (videos_dir / "walk_indoor_a_probe.mp4").read_bytes()
+        submitted = client.post("/v1/identify", files={"file": ("probe.mp4", probe, "video/mp4")})
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        before = wait_for_job(client, job_id, lambda j: j["stage"] == "pipeline" or j["status"] in TERMINAL, 180)
+        assert before["status"] == "running", f"the job ended before the restart: {before}"
+
+        stopped_at = time.monotonic()
+        postgres.stop()
+        # while the database is down: 503 with a code, never a 500
+        down = _assert_error(client.get(f"/v1/jobs/{job_id}"), 503, "database_unavailable")
+        assert "Retry-After" in client.get(f"/v1/subjects/{subject}").headers
+        _assert_error(client.post("/v1/subjects", json={"name": "refused"}), 503, "database_unavailable")
+        _assert_error(
+            client.post("/v1/identify", files={"file": ("p.mp4", probe, "video/mp4")}), 503, down["error"]["code"]
+        )
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+        time.sleep(3)  # the job works on without its database
+        postgres.start()
+        started_at = time.monotonic()
+
+        back = eventually(lambda: client.get(f"/v1/jobs/{job_id}").status_code == 200, 60, "reads after the restart")
+        recovered_s = time.monotonic() - started_at
+        done = wait_for_job(client, job_id, lambda j: j["status"] in TERMINAL, 300)
+        print(
+            f"\nPostgreSQL restart: down {started_at - stopped_at:.1f} s; reads answered again {recovered_s:.2f} s "
+            f"after the start; the job ended {done['status']} ({done['error']}) "
+            f"{time.monotonic() - started_at:.1f} s after it"
+        )
+        assert back
+        assert done["status"] == "succeeded" or (done["status"] == "failed" and done["error"]["code"]), done
+        if done["status"] == "succeeded":
+            assert len(done["result"]["tracks"]) == 1
+        # nothing stored before is lost, and the server serves on (no 5xx)
+        for _ in range(20):
+            assert client.get(f"/v1/subjects/{subject}").status_code == 200
+        assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
+        assert db_scalar(postgres.url, "SELECT count(*) FROM jobs") == 2
+        assert client.get("/readyz").status_code == 200
+        again = client.post(f"/v1/subjects/{subject}/enrollments?wait=120", files=npy_upload(seed=1))
+        assert again.status_code == 201, again.text
+        assert "internal_error" not in api.log_tail(200_000)
