@@ -3,7 +3,8 @@
 A request carries either a multipart upload (field ``file``, optional ``url``/``track_id``
 fields) or a JSON body ``{"url": ..., "track_id": ...}``. Uploads are copied in chunks to the
 job's own folder while their SHA-256 is computed (for idempotency); the body-size limit itself is
-enforced while the request streams in (see :mod:`service.api.middleware`). A URL is downloaded
+enforced while the request streams in (see :mod:`service.api.middleware`). A disk that fills up
+meanwhile is answered 507 ``insufficient_storage``, and the partial copy is removed. A URL is downloaded
 into the same folder before the job exists (:mod:`service.api.url_fetch`), so a URL the service
 may not reach is refused with the request, and the job reads a local file either way.
 """
@@ -26,7 +27,8 @@ from starlette.formparsers import MultiPartException
 from service.addresses import AddressPolicy
 from service.api.schemas import UrlInput
 from service.api.url_fetch import fetch_url
-from service.errors import ServiceError, UnprocessableError, UnsupportedMediaTypeError
+from service.db.faults import disk_full
+from service.errors import InsufficientStorageError, ServiceError, UnprocessableError, UnsupportedMediaTypeError
 from service.settings import Settings
 from service.streams.urls import redact_url
 
@@ -157,6 +159,11 @@ async def stage_input(request: Request, settings: Settings, allow_silhouettes: b
         shutil.rmtree(folder, ignore_errors=True)
         detail = getattr(error, "detail", None) or getattr(error, "message", str(error))
         raise ServiceError(f"malformed multipart body: {detail}", code="malformed_body", status=400) from None
+    except OSError as error:  # the disk (this folder's, or the parser's temporary files') is full
+        shutil.rmtree(folder, ignore_errors=True)
+        if disk_full(error):
+            raise InsufficientStorageError("no room left on the server to store the upload; retry later") from None
+        raise
     except BaseException:  # refused, or the client went away: nothing staged stays behind
         shutil.rmtree(folder, ignore_errors=True)
         raise
