@@ -1,6 +1,7 @@
 """Turning an enroll/identify request into a durable job, and answering it now or later.
 
-The job row (and the staged input) are committed before anything is acknowledged. With
+The job row (and the staged input) are committed before anything is acknowledged; a job the
+queue refuses (Redis down) is withdrawn and answered 503 ``queue_unavailable``. With
 ``?wait=SECONDS`` the request waits for the job: a finished job is answered with its result
 (or its error, as the matching 4xx), an unfinished one with 202 and the job to poll.
 """
@@ -8,14 +9,15 @@ The job row (and the staged input) are committed before anything is acknowledged
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from service.api.errors import error_response
@@ -24,8 +26,10 @@ from service.api.schemas import JobOut
 from service.auth import Principal
 from service.context import ServiceContext
 from service.db.tables import Job, JobAdmission
-from service.errors import ServiceError, TooManyJobsError, UnprocessableError
+from service.errors import ServiceError, TooManyJobsError, UnavailableError, UnprocessableError
 from service.jobs.store import TERMINAL, active_jobs
+
+log = logging.getLogger(__name__)
 
 # HTTP status of a waited-for job that failed, by its error code (422 otherwise).
 FAILURE_STATUS = {
@@ -127,8 +131,24 @@ async def submit_job(
     except BaseException:
         staged.discard()
         raise
-    request.app.state.jobs.submit(job.id)
+    try:
+        await run_in_threadpool(request.app.state.jobs.submit, job.id)
+    except UnavailableError:  # the queue (Redis) refused it: take the job back, nothing would ever run it
+        await run_in_threadpool(_withdraw, ctx, job.id)
+        staged.discard()
+        raise
     return job
+
+
+def _withdraw(ctx: ServiceContext, job_id: str) -> None:
+    """Delete a job the queue refused before it was acknowledged: the client got a 503 and may send
+    it again (with the same Idempotency-Key). If the database is unreachable too, the job stays
+    queued and is sent at the API's next start (:func:`service.jobs.store.recover`)."""
+    try:
+        with ctx.sessions() as session, session.begin():
+            session.execute(delete(Job).where(Job.id == job_id, Job.status == "queued"))
+    except DBAPIError:
+        log.exception("job %s: the queue refused it and it could not be withdrawn", job_id)
 
 
 def _check_room(ctx: ServiceContext, session: Session) -> None:

@@ -5,14 +5,21 @@ Workers load the gait model and the gallery once per process, take one job at a 
 mid-job leaves the message to be delivered again (after ``GAITID_JOB_REDELIVERY_SECONDS``) to
 another worker. The job row's heartbeat lease makes a redelivered job run once at a time, and
 the one-sequence-per-job constraint makes it enroll once. Database hiccups are retried.
+
+A job the broker cannot take (Redis down) is refused with 503 ``queue_unavailable`` and taken
+back (:func:`service.api.submit.submit_job`); the API keeps no connection state that a Redis
+restart breaks, so the next job is sent as soon as Redis is back, without restarting anything.
 """
 
 import logging
 
 from celery import Celery, signals
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from service.context import ServiceContext
+from service.errors import UnavailableError
 from service.jobs.store import recover
 from service.jobs.work import process_job
 from service.settings import Settings, load_settings
@@ -91,7 +98,13 @@ class CeleryQueue:
             self.submit(job_id)
 
     def submit(self, job_id: str) -> None:
-        run_job.apply_async((job_id,), queue=self.ctx.settings.celery_queue)
+        """Send the job to the workers; :class:`UnavailableError` when the broker cannot be reached
+        (after Celery's few quick publish retries)."""
+        try:
+            run_job.apply_async((job_id,), queue=self.ctx.settings.celery_queue)
+        except (KombuError, RedisError, OSError) as error:
+            log.warning("job %s not sent: the broker is unreachable (%s)", job_id, error)
+            raise UnavailableError("the job queue is unreachable; retry shortly", code="queue_unavailable") from None
 
     def stop(self) -> None:
         """Nothing to stop: the workers are other processes."""

@@ -1,10 +1,11 @@
 """Faults of the machine under a running service: a PostgreSQL restart in the middle of a job, a disk
-that fills up during an upload.
+that fills up during an upload, Redis going away under Celery.
 
 Each fault is real: a private PostgreSQL cluster (``initdb``/``pg_ctl``, never the shared server) is
-stopped and started again; the data folder is a small tmpfs that really runs out of space. The
+stopped and started again; the data folder is a small tmpfs that really runs out of space; a
+private ``redis-server`` (never the shared one) is stopped and started again on the same port. The
 service must answer each with a clear status and code (503 ``database_unavailable``, 507
-``insufficient_storage``), keep what it had acknowledged, and serve again
+``insufficient_storage``, 503 ``queue_unavailable``), keep what it had acknowledged, and serve again
 without a restart once the fault is gone. The measured times are printed (``pytest -s``), never
 asserted: the deadlines only stop hangs.
 
@@ -15,6 +16,7 @@ and docker tests do without their hardware.
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -27,14 +29,17 @@ import pytest
 
 from tests.conftest import missing
 from tests.service.conftest import (
+    ServerProcess,
     create_key,
     db_scalar,
     eventually,
     free_port,
+    fresh_database,
     npy_upload,
     running_server,
     wait_for_job,
 )
+from tests.service.test_celery import _start_worker, _stop
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -248,3 +253,106 @@ def test_full_disk_during_an_upload_is_507_and_leaves_nothing_behind(
         assert enrolled.status_code == 201, enrolled.text
         assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
         assert "internal_error" not in api.log_tail(200_000)
+
+
+# --- Redis goes away under Celery ----------------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A ``redis-server`` of our own on a free port, with an append-only file, stopped and started at will."""
+
+    def __init__(self, folder: Path) -> None:
+        if shutil.which("redis-server") is None:
+            missing("redis", "redis-server not found on PATH", "install the Redis server")
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
+            stdout=(self.folder / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_connect_timeout=1).ping())
+            except redis.RedisError:
+                return False
+
+        eventually(answers, 30, "the private redis-server answering")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # saves the append-only file, then exits
+            self.process.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_redis_down_under_celery_refuses_jobs_with_503_and_recovers_without_restart(
+    tmp_path, shared_cache, detector_weights, pose_model
+):
+    broker = PrivateRedis(tmp_path / "redis")
+    broker.start()
+    env = {**_weights(detector_weights, pose_model), "GAITID_JOBS": "celery", "GAITID_REDIS_URL": broker.url}
+    try:
+        with fresh_database("postgres", tmp_path) as url, running_server(url, tmp_path, shared_cache, env) as api:
+            worker = _start_worker(api.env, "faults", tmp_path / "worker.log")
+            try:
+                _redis_outage(api, url, broker, tmp_path)
+            finally:  # before the database is dropped
+                _stop(worker, signal.SIGTERM)
+    finally:
+        broker.stop()
+
+
+def _redis_outage(api: ServerProcess, url: str, broker: PrivateRedis, tmp_path: Path) -> None:
+    client = api.client(create_key(api.env, "admin"), timeout=120)
+    subject = client.post("/v1/subjects", json={"name": "R"}).json()["id"]
+    first = client.post(f"/v1/subjects/{subject}/enrollments?wait=180", files=npy_upload())
+    assert first.status_code == 201, first.text + (tmp_path / "worker.log").read_text()[-3000:]
+    eventually(lambda: _files(tmp_path / "data") == [], 30, "the first job's input removed")
+
+    broker.stop()
+    stopped_at = time.monotonic()
+    key = {"Idempotency-Key": "after-the-outage"}
+    down = client.post(f"/v1/subjects/{subject}/enrollments", files=npy_upload(seed=1), headers=key)
+    refused_s = time.monotonic() - stopped_at
+    _assert_error(down, 503, "queue_unavailable")
+    assert "Retry-After" in down.headers
+    # the refused job was taken back: no row, no staged input; the API serves on
+    assert db_scalar(url, "SELECT count(*) FROM jobs") == 1
+    assert _files(tmp_path / "data") == []
+    assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
+
+    broker.start()
+    started_at = time.monotonic()
+    attempts: list[int] = []
+
+    def accepted() -> httpx.Response | None:
+        response = client.post(f"/v1/subjects/{subject}/enrollments?wait=180", files=npy_upload(seed=1), headers=key)
+        attempts.append(response.status_code)
+        return response if response.status_code != 503 else None
+
+    again = eventually(accepted, 120, "a job accepted after Redis came back", every_s=1)
+    accepted_s = time.monotonic() - started_at
+    print(
+        f"\nRedis down: a new job refused after {refused_s:.2f} s; after the restart, answers {attempts} "
+        f"until accepted ({accepted_s:.1f} s after the restart, including the job's run)"
+    )
+    # the same Idempotency-Key makes a new job: the refused one was never acknowledged
+    assert again.status_code == 201, again.text + (tmp_path / "worker.log").read_text()[-3000:]
+    assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 2
+    assert db_scalar(url, "SELECT count(*) FROM jobs WHERE status = 'succeeded'") == 2
+    assert "internal_error" not in api.log_tail(200_000)
