@@ -1,10 +1,12 @@
-"""Telling a database outage (a restart, a failover, a cut connection) from a wrong statement, and
-riding one out.
+"""Telling a database fault — an outage (a restart, a failover, a cut connection) or a full disk —
+from a wrong statement, and riding one out.
 
-An unreachable database is answered 503 ``database_unavailable`` (the client retries); a job's
-writes are retried for :data:`RETRY_S` instead of failing the job for a fault that is not its
-own, so a PostgreSQL restart in the middle of a job costs a pause, not the job. Each retried call
-opens its own session: the pool (``pool_pre_ping``) replaces the connections the restart cut.
+A request meets an unreachable database with 503 ``database_unavailable`` and a full one with 507
+``insufficient_storage`` (the client retries later). A job's writes are retried for :data:`RETRY_S`
+instead of failing the job for a fault that is not its own (its failure could not even be recorded
+on a full disk), so a PostgreSQL restart or a disk filling up in the middle of a job costs a pause,
+not the job. Each retried call opens its own session: the pool (``pool_pre_ping``) replaces the
+connections a restart cut.
 """
 
 import errno
@@ -43,22 +45,29 @@ def database_unreachable(error: BaseException) -> bool:
     return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
 
 
+def database_fault(error: BaseException) -> bool:
+    """A fault of the database's machine (unreachable, or its disk full) that passes: retry the write later."""
+    return database_unreachable(error) or database_full(error)
+
+
 def disk_full(error: BaseException) -> bool:
     """An ``OSError`` saying the file system (or the user's quota) has no room left."""
     return isinstance(error, OSError) and error.errno in _NO_SPACE
 
 
-def retry_unreachable(call: Callable[[], T], what: str, retry_s: float = RETRY_S) -> T:
-    """``call()``, called again (with growing pauses) while the database is unreachable, for up to
-    ``retry_s`` seconds; then its error. ``call`` must open its own session and be safe to repeat."""
+def retry_database(call: Callable[[], T], what: str, retry_s: float = RETRY_S) -> T:
+    """``call()``, called again (with growing pauses) while the database is unreachable or full (see
+    :func:`database_fault`), for up to ``retry_s`` seconds; then its error. ``call`` must open its own
+    session and be safe to repeat."""
     deadline = time.monotonic() + retry_s
     pause = _FIRST_PAUSE_S
     while True:
         try:
             return call()
         except DBAPIError as error:
-            if not database_unreachable(error) or time.monotonic() + pause > deadline:
+            if not database_fault(error) or time.monotonic() + pause > deadline:
                 raise
-            log.warning("%s: the database is unreachable (%s); trying again in %.1f s", what, describe(error), pause)
+            fault = "full" if database_full(error) else "unreachable"
+            log.warning("%s: the database is %s (%s); trying again in %.1f s", what, fault, describe(error), pause)
         time.sleep(pause)
         pause = min(2 * pause, _MAX_PAUSE_S)

@@ -2,7 +2,7 @@
 
 The queue holds only ids; the job itself lives in the database, so a restart loses nothing —
 :func:`service.jobs.store.recover` re-queues what was interrupted. A job the database kept from
-starting or from recording its end (unreachable for longer than :data:`service.db.faults.RETRY_S`)
+starting or from recording its end (unreachable or full for longer than :data:`service.db.faults.RETRY_S`)
 is queued again after the job lease, when :func:`service.jobs.store.claim` may take it again.
 """
 
@@ -12,7 +12,7 @@ import threading
 from typing import Protocol
 
 from service.context import ServiceContext
-from service.db.faults import database_unreachable
+from service.db.faults import database_fault
 from service.jobs.store import recover
 from service.jobs.work import process_job
 
@@ -57,7 +57,7 @@ class InProcessRunner:
             try:
                 process_job(self.ctx, job_id)
             except Exception as error:  # process_job records failures itself; this keeps the worker alive regardless
-                if database_unreachable(error):
+                if database_fault(error):
                     self._retry_later(job_id)
                 else:
                     log.exception("job %s: worker error", job_id)
@@ -65,7 +65,7 @@ class InProcessRunner:
     def _retry_later(self, job_id: str) -> None:
         """Queue the job again once its lease has run out (a claim before that would be refused)."""
         delay_s = self.ctx.settings.job_lease_seconds + 1
-        log.warning("job %s: the database is unreachable; trying the job again in %.0f s", job_id, delay_s)
+        log.warning("job %s: the database is unreachable or full; trying the job again in %.0f s", job_id, delay_s)
         timer = threading.Timer(delay_s, self._queue.put, (job_id,))
         timer.daemon = True
         timer.start()

@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.faults import database_unreachable
+from service.db.faults import database_fault
 from service.db.tables import Job, utcnow
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def recover(sessions: sessionmaker[Session], max_attempts: int, statuses: tuple[
 class ProgressWriter:
     """Writes a running job's stage and progress at most once per ``interval_s``.
 
-    Progress and the cancel check are best effort: while the database is unreachable (a restart)
+    Progress and the cancel check are best effort: while the database is unreachable (a restart) or full
     the work goes on without them, and its result is written, with retries, once the database is back.
     """
 
@@ -144,9 +144,9 @@ class ProgressWriter:
                     .values(stage=stage, progress=progress, heartbeat_at=utcnow())
                 )
         except DBAPIError as error:
-            if not database_unreachable(error):
+            if not database_fault(error):
                 raise
-            log.warning("job %s: progress not recorded, the database is unreachable", self.job_id)
+            log.warning("job %s: progress not recorded, the database is unreachable or full", self.job_id)
 
     def cancelled(self) -> bool:
         """Polled every frame; looks at the database at most once per ``interval_s``."""
@@ -156,6 +156,6 @@ class ProgressWriter:
             try:
                 self._cancelled = is_cancelled(self.sessions, self.job_id)
             except DBAPIError as error:  # unreachable: asked again at the next check
-                if not database_unreachable(error):
+                if not database_fault(error):
                     raise
         return self._cancelled

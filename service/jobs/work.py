@@ -3,7 +3,7 @@
 Enrollment stores the sequence, the gallery change, the audit entry and the job's success in one
 transaction: a job re-run after a crash either finds it done or starts clean, so it never
 enrolls twice. A database restart in the middle of a job only delays it: progress is skipped while
-the database is away and the result is written once it is back (:mod:`service.db.faults`).
+the database is away (or its disk full) and the result is written once it is back (:mod:`service.db.faults`).
 """
 
 import logging
@@ -21,7 +21,7 @@ from pipeline.tracks import Track
 from service.context import ServiceContext
 from service.db import audit
 from service.db.briefs import subject_brief
-from service.db.faults import database_unreachable, retry_unreachable
+from service.db.faults import database_fault, retry_database
 from service.db.tables import GaitSequence, Job, Subject
 from service.errors import ServiceError
 from service.gallery.sync import embedding_to_bytes, record_change
@@ -132,8 +132,8 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                 {"subject_id": job.subject_id, "sequence_id": sequence.id, "model": sequence.model_key, "track": track},
             )
 
-    retry_unreachable(store, f"job {job.id}: storing the enrollment")
-    retry_unreachable(ctx.gallery.sync, f"job {job.id}: updating the gallery")
+    retry_database(store, f"job {job.id}: storing the enrollment")
+    retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
@@ -145,7 +145,7 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     threshold = ctx.recognizer.threshold(job.params.get("threshold"))
     top_k = int(job.params.get("top_k") or ctx.settings.top_k)
     progress("match", 0.97, force=True)
-    answers = retry_unreachable(lambda: _answers(ctx, result, embeddings, threshold, top_k), f"job {job.id}: matching")
+    answers = retry_database(lambda: _answers(ctx, result, embeddings, threshold, top_k), f"job {job.id}: matching")
 
     def store() -> None:
         with ctx.sessions() as session, session.begin():
@@ -163,7 +163,7 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                     },
                 )
 
-    retry_unreachable(store, f"job {job.id}: storing the result")
+    retry_database(store, f"job {job.id}: storing the result")
 
 
 def _answers(
@@ -203,14 +203,14 @@ def _answers(
 def process_job(ctx: ServiceContext, job_id: str) -> None:
     """Run one job to its end; every failure becomes a recorded error code, never an exception.
 
-    Except an unreachable database: the job's writes wait for it (:func:`retry_unreachable`); one
+    Except an unreachable or full database: the job's writes wait for it (:func:`retry_database`); one
     that stays away longer raises, leaving the job queued or running for its runner to try again
     (the in-process runner after the job's lease, Celery with its retries) — it is not failed for a
     fault that is not its own, and a restarted service would recover it anyway.
     """
     if not claim(ctx.sessions, job_id, ctx.settings.job_lease_seconds):
         return
-    job = retry_unreachable(lambda: _load(ctx, job_id), f"job {job_id}: loading")
+    job = retry_database(lambda: _load(ctx, job_id), f"job {job_id}: loading")
     assert job is not None
     progress = ProgressWriter(ctx.sessions, job_id)
     try:
@@ -223,12 +223,12 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
         details = error.details if isinstance(error, ServiceError) else None
         _record_failure(ctx, job_id, error.code, str(error), details)
     except Exception as error:
-        if database_unreachable(error):
-            log.error("job %s: the database stayed unreachable; the job will be tried again", job_id)
+        if database_fault(error):
+            log.error("job %s: the database stayed unreachable or full; the job will be tried again", job_id)
             raise
         log.exception("job %s failed unexpectedly", job_id)
         _record_failure(ctx, job_id, "internal_error", "internal error; see the server log")
-    stored = retry_unreachable(lambda: _load(ctx, job_id), f"job {job_id}: loading")
+    stored = retry_database(lambda: _load(ctx, job_id), f"job {job_id}: loading")
     if stored is not None and stored.status in TERMINAL:
         JOBS_TOTAL.labels(stored.kind, stored.status).inc()
         remove_input(stored)
@@ -237,7 +237,7 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
 def _record_failure(
     ctx: ServiceContext, job_id: str, code: str, message: str, details: dict[str, Any] | None = None
 ) -> None:
-    retry_unreachable(
+    retry_database(
         lambda: fail_job(ctx.sessions, job_id, code, message, details), f"job {job_id}: recording its failure"
     )
 

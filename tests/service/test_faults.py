@@ -201,18 +201,33 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+def _fill(folder: Path) -> Path:
+    """Write a file into ``folder`` until its file system has no room left; returns the file."""
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
 @pytest.mark.slow
-def test_full_disk_during_an_upload_is_507_and_leaves_nothing_behind(
-    tmp_path, shared_cache, detector_weights, pose_model
+def test_full_disk_during_an_upload_or_a_job_is_507_and_loses_nothing(
+    tmp_path, shared_cache, detector_weights, pose_model, videos_dir
 ):
-    database = f"sqlite:///{tmp_path / 'db' / 'gaitid.db'}"  # the database's disk is not the full one
+    env = {**_weights(detector_weights, pose_model), "GAITID_PIPELINE_CACHE": "false"}
     with (
         small_filesystem(tmp_path / "data", "8m") as data,
         small_filesystem(tmp_path / "spool", "16m") as spool,
+        small_filesystem(tmp_path / "db", "32m") as db_disk,
         running_server(
-            database, tmp_path, shared_cache, {**_weights(detector_weights, pose_model), "TMPDIR": str(spool)}
+            f"sqlite:///{db_disk / 'gaitid.db'}", tmp_path, shared_cache, {**env, "TMPDIR": str(spool)}
         ) as api,
     ):
+        database = api.env["GAITID_DATABASE_URL"]
         client = api.client(create_key(api.env, "admin"), timeout=120)
         subject = client.post("/v1/subjects", json={"name": "S"}).json()["id"]
         baseline = _used_bytes(data), _used_bytes(spool)
@@ -234,16 +249,9 @@ def test_full_disk_during_an_upload_is_507_and_leaves_nothing_behind(
         assert _files(data) == [] and _used_bytes(data) == baseline[0]
 
         # an enrollment refused for want of space leaves no job either
-        filler = data / "filler"
-        with filler.open("wb") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-            except OSError:
-                pass
-        _assert_error(
-            client.post(f"/v1/subjects/{subject}/enrollments", files=npy_upload()), 507, "insufficient_storage"
-        )
+        filler = _fill(data)
+        enroll = client.post(f"/v1/subjects/{subject}/enrollments", files=npy_upload())
+        _assert_error(enroll, 507, "insufficient_storage")
         assert client.get("/v1/jobs").json() == []
         assert db_scalar(database, "SELECT count(*) FROM jobs") == 0
 
@@ -251,7 +259,29 @@ def test_full_disk_during_an_upload_is_507_and_leaves_nothing_behind(
         filler.unlink()
         enrolled = client.post(f"/v1/subjects/{subject}/enrollments?wait=120", files=npy_upload())
         assert enrolled.status_code == 201, enrolled.text
+
+        # the database's disk fills up while a job runs: requests that write get 507, reads go on, and the
+        # job's result is written once there is room again
+        probe = (videos_dir / "walk_indoor_a_probe.mp4").read_bytes()
+        submitted = client.post("/v1/identify", files={"file": ("probe.mp4", probe, "video/mp4")})
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        before = wait_for_job(client, job_id, lambda j: j["stage"] == "pipeline" or j["status"] in TERMINAL, 180)
+        assert before["status"] == "running", f"the job ended before the disk filled up: {before}"
+        db_filler = _fill(db_disk)
+        _assert_error(client.post("/v1/subjects", json={"name": "no room"}), 507, "insufficient_storage")
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+        waiting = f"job {job_id}: storing the result: the database is full"
+        eventually(lambda: waiting in api.log_tail(200_000), 180, "the job waiting for room to store its result")
+        db_filler.unlink()
+        freed_at = time.monotonic()
+        done = wait_for_job(client, job_id, lambda j: j["status"] in TERMINAL, 120)
+        print(
+            f"\nfull database disk: the job ended {done['status']} {time.monotonic() - freed_at:.1f} s after the room"
+        )
+        assert done["status"] == "succeeded", done
         assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
+        assert client.post("/v1/subjects", json={"name": "room again"}).status_code == 201
         assert "internal_error" not in api.log_tail(200_000)
 
 
