@@ -133,7 +133,8 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
-# The error answers the /v1 routes document in the OpenAPI description.
+# The error answers the /v1 routes document in the OpenAPI description; any of them may meet the machine's
+# faults: 503 database_unavailable / queue_unavailable (retry after Retry-After), 507 insufficient_storage.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503, 507)
 }

@@ -102,7 +102,8 @@ class PrivatePostgres:
 
     def remove(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            subprocess.run([*self._as, "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"], timeout=60)
+            stop = [*self._as, "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"]
+            subprocess.run(stop, capture_output=True, timeout=60)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
