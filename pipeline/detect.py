@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.bytetrack import ByteTracker, ByteTrackSettings
 from pipeline.errors import BadOptionError
 from pipeline.nanodet import Boxes, NanoDetDetector, NanoDetSpec, is_nanodet
 from pipeline.ultralytics_env import offline_ultralytics
@@ -112,7 +113,7 @@ def _open_nanodet(config: DetectorConfig) -> NanoDetDetector | None:
 
 
 class _NanoDetTracking:
-    """NanoDet boxes fed to ultralytics' tracker implementation (ByteTrack or BoT-SORT).
+    """NanoDet boxes tracked by GaitID's own ByteTrack (``pipeline.bytetrack``): no ultralytics code.
 
     With ``detect_every`` k > 1 the detector runs on every k-th frame; in between each track's box
     is its Kalman prediction, advanced one step per frame exactly as the tracker would, so the
@@ -126,55 +127,46 @@ class _NanoDetTracking:
 
     def __init__(self, detector: NanoDetDetector, config: DetectorConfig) -> None:
         import yaml
-        from ultralytics.trackers.bot_sort import BOTSORT
-        from ultralytics.trackers.byte_tracker import BYTETracker
-        from ultralytics.utils import IterableSimpleNamespace
-        from ultralytics.utils.checks import check_yaml
 
         if config.detect_every < 1:
             raise BadOptionError(f"detect_every must be at least 1, got {config.detect_every}")
+        if config.tracker != "bytetrack":
+            raise BadOptionError(
+                f"the {config.tracker} tracker comes with ultralytics YOLO weights (--detector); "
+                "the default detector uses ByteTrack"
+            )
         self.detector = detector
         self.every = config.detect_every
         self.skipped = self.every  # the first frame is always detected
         self.detector_runs = 0
-        settings = yaml.safe_load(Path(check_yaml(str(TRACKER_CONFIGS[config.tracker]))).read_text())
-        tracker_class = {"bytetrack": BYTETracker, "botsort": BOTSORT}[settings["tracker_type"]]
-        self.tracker = tracker_class(args=IterableSimpleNamespace(**settings))
+        settings = yaml.safe_load(TRACKER_CONFIGS["bytetrack"].read_text())
+        self.tracker = ByteTracker(ByteTrackSettings.from_mapping(settings))
 
     def update(self, image: np.ndarray) -> list[Detection]:
         if self.skipped + 1 < self.every and not self._must_detect():
             self.skipped += 1
-            return self._predicted()
-        self.skipped = 0
-        self.detector_runs += 1
-        boxes: Boxes = self.detector.detect(image)
-        tracked = self.tracker.update(boxes, image)
+            self.tracker.predict()
+            tracks = self.tracker.active()
+        else:
+            self.skipped = 0
+            self.detector_runs += 1
+            boxes: Boxes = self.detector.detect(image)
+            tracks = self.tracker.update(boxes.xyxy, boxes.conf)
         return [
-            Detection(int(row[4]), tuple(float(v) for v in row[:4]), float(row[5]))  # type: ignore[arg-type]
-            for row in tracked
+            Detection(t.track_id, tuple(float(v) for v in t.xyxy), t.score)  # type: ignore[arg-type]
+            for t in tracks
         ]
 
-    def _active(self) -> list:
-        return [t for t in self.tracker.tracked_stracks if t.is_activated]
-
     def _must_detect(self) -> bool:
-        if any(not t.is_activated for t in self.tracker.tracked_stracks):
+        if self.tracker.unconfirmed():
             return True  # a new track is confirmed by a detection on the next frame
-        active = self._active()
+        active = self.tracker.active()
         for track in active:
-            _, _, _, height, vx, vy, _, vh = track.mean
-            if max(np.hypot(vx, vy), 2 * abs(vh)) > self.FAST * height:
+            vx, vy, _, vh = track.velocity
+            if max(np.hypot(vx, vy), 2 * abs(vh)) > self.FAST * track.height:
                 return True
         boxes = [t.xyxy for t in active]
         return any(box_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
-
-    def _predicted(self) -> list[Detection]:
-        """Advance every live track one frame with its motion model; the tracked ones are this frame's people."""
-        self.tracker.multi_predict([*self._active(), *self.tracker.lost_stracks])  # as update() would
-        return [
-            Detection(int(t.track_id), tuple(float(v) for v in t.xyxy), float(t.score))  # type: ignore[arg-type]
-            for t in self._active()
-        ]
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray) -> bool:
@@ -185,7 +177,14 @@ class _YoloTracking:
     """Any ultralytics YOLO weights through ultralytics' own ``track``."""
 
     def __init__(self, config: DetectorConfig) -> None:
-        from ultralytics import YOLO
+        try:
+            from ultralytics import YOLO
+        except ImportError:
+            raise BadOptionError(
+                f"{config.weights.name} is not a NanoDet file made by pipeline.fetch_weights, and other detector "
+                "weights run with ultralytics, which is not installed: pip install 'gaitid[yolo]' (AGPL-3.0)",
+                code="bad_detector",
+            ) from None
 
         self.config = config
         try:

@@ -35,7 +35,6 @@ UNTESTED: dict[str, str] = {
     "model card built from a checkpoint (and, for the CLI, a clips protocol run)",
     "track_unusable": "enrolling a track the quality gates rejected: no clip small enough for a test has one "
     "(bad/truncated.mp4's only track is kept); the four-person clips take minutes of pipeline time",
-    "bad_detector": "a detector weights file that is not a model; pipeline/detect.py is being reworked (NanoDet)",
 }
 
 

@@ -9,9 +9,11 @@ import onnxruntime as ort
 import pytest
 
 from pipeline.detect import DetectorConfig, PersonTracker
+from pipeline.errors import BadOptionError
 from pipeline.fetch_weights import ARTIFACTS, main
 from pipeline.nanodet import NanoDetDetector, NanoDetSpec
 from pipeline.tracks import box_iou
+from pipeline.ultralytics_env import offline_ultralytics
 from tests.conftest import run_cli
 
 
@@ -93,3 +95,30 @@ def test_bench_pipeline_compares_detection_intervals(detector_weights, pose_mode
     assert [r["default"] for r in rows] == [True, False]
     assert all(r["kept_tracks"] == 1 and r["frames"] == 83 and r["frames_per_s"] > 0 for r in rows), rows
     assert "detect every" in result.stdout and "frames/s" in result.stdout
+
+
+def test_users_yolo_weights_still_run_through_ultralytics(tmp_path, videos_dir, monkeypatch):
+    """The YOLO option (the `yolo` extra): an untrained YOLOv8n built from its config runs and tracks."""
+    monkeypatch.chdir(tmp_path)  # ultralytics writes nothing into the repository
+    offline_ultralytics()
+    from ultralytics import YOLO
+
+    weights = tmp_path / "untrained.pt"
+    YOLO("yolov8n.yaml").save(str(weights))
+    tracker = PersonTracker(DetectorConfig(weights=weights, person_classes=(0,)))
+    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
+    for _ in range(3):
+        ok, frame = capture.read()
+        assert ok
+        assert isinstance(tracker.update(frame), list)  # untrained: boxes or none, but no error
+    assert tracker.detector_runs == 3
+
+
+def test_unusable_detector_weights_are_refused_with_a_code(tmp_path, detector_weights):
+    junk = tmp_path / "detector.pt"
+    junk.write_text("not weights")
+    with pytest.raises(BadOptionError) as refused:
+        PersonTracker(DetectorConfig(weights=junk))
+    assert refused.value.code == "bad_detector"
+    with pytest.raises(BadOptionError, match="ByteTrack"):
+        PersonTracker(DetectorConfig(weights=detector_weights, tracker="botsort"))
