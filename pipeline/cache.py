@@ -8,9 +8,11 @@ already processed then cost a file hash instead of a pipeline run. Network sourc
 cached (a URL's content can change).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +23,8 @@ import numpy as np
 from pipeline.decode import VideoInfo, is_network_source
 from pipeline.extract import FrameHook, PipelineConfig, PipelineResult, Progress, StageTimes, extract_tracks
 from pipeline.tracks import Track
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: every box of a track, not five samples
 # Bumped whenever the same configuration gives different tracks (a new tracker, segmentation
@@ -85,8 +89,9 @@ class TrackCache:
             str(source), VideoInfo(**header["info"]), tracks, header["frames"], header["truncated"], times
         )
 
-    def put(self, key: str, result: PipelineResult) -> None:
-        """Store atomically: a reader sees the whole entry or none."""
+    def put(self, key: str, result: PipelineResult) -> bool:
+        """Store atomically: a reader sees the whole entry or none. False when it could not be
+        stored (a full disk, a read-only folder): the cache is an optimisation, never a failure."""
         header = {
             "info": dataclasses.asdict(result.info),
             "frames": result.frames,
@@ -98,10 +103,17 @@ class TrackCache:
             ],
         }
         arrays = {f"track{i}": t.silhouettes for i, t in enumerate(result.tracks)}
-        self.folder.mkdir(parents=True, exist_ok=True)
         partial = self.folder / f"{key}.{os.getpid()}.partial.npz"
-        np.savez(partial, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-        partial.replace(self.folder / f"{key}.npz")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            np.savez(partial, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+            partial.replace(self.folder / f"{key}.npz")
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            log.warning("pipeline cache: %s not stored (%s)", key, error.strerror or type(error).__name__)
+            return False
+        return True
 
 
 def _boxes(raw: list[list[Any]]) -> list[tuple[int, tuple[float, float, float, float]]]:
