@@ -67,6 +67,7 @@ mkdir -p "$SMOKE_DIR"
 TIMES=()
 PRIVATE_DOCKERD=""
 PIP_MIRROR_PID=""
+COMPOSE_STARTED=""
 
 log() { printf '\n== %s\n' "$*"; }
 fail() { echo "docker-smoke: $*" >&2; exit 1; }
@@ -89,6 +90,11 @@ cleanup() {
     local status=$?
     set +e
     [ -n "$PIP_MIRROR_PID" ] && kill "$PIP_MIRROR_PID" 2>/dev/null
+    if [ "$status" -ne 0 ] && [ -n "$COMPOSE_STARTED" ]; then
+        compose logs --no-color --timestamps >"$SMOKE_DIR/compose.log" 2>&1
+        echo "--- the stack's last log lines (all in $SMOKE_DIR/compose.log)" >&2
+        tail -40 "$SMOKE_DIR/compose.log" >&2
+    fi
     if [ "${GAITID_SMOKE_KEEP:-}" != 1 ]; then
         if docker info >/dev/null 2>&1; then
             docker rm -f "$RUN_CONTAINER" >/dev/null 2>&1
@@ -103,6 +109,7 @@ cleanup() {
     if [ ${#TIMES[@]} -gt 0 ]; then
         log "times"
         printf '%s\n' "${TIMES[@]}"
+        printf '%-34s %5d s\n' total "$SECONDS"
     fi
     [ "$status" -eq 0 ] || echo "docker-smoke: FAILED (exit $status); logs in $SMOKE_DIR" >&2
     exit "$status"
@@ -322,11 +329,9 @@ compose_up() {
     done
     write_env_file
     compose down --volumes --timeout 20 >/dev/null 2>&1 || true
-    if ! compose up --detach --no-build || ! wait_ready "http://127.0.0.1:$COMPOSE_API_PORT/readyz" 300; then
-        compose ps --all
-        compose logs --tail 30
-        fail "the compose stack did not come up"
-    fi
+    COMPOSE_STARTED=1
+    compose up --detach --no-build
+    wait_ready "http://127.0.0.1:$COMPOSE_API_PORT/readyz" 300
     compose ps --all
 }
 
@@ -389,7 +394,7 @@ print(min((t for t in error["details"]["tracks"] if t["usable"]), key=lambda t: 
 import json, sys
 tracks = [t for t in json.loads(sys.argv[1])["result"]["tracks"] if t["decision"] != "insufficient"]
 assert tracks and tracks[0]["decision"] == "match" and tracks[0]["subject"]["external_id"] == "emp-42", tracks
-print(f"probe matched emp-42 (confidence {tracks[0][\"confidence\"]:.3f})")
+print("probe matched emp-42, confidence %.4f" % tracks[0]["confidence"])
 ' "$answer" || fail "the probe was not matched to emp-42"
 }
 
