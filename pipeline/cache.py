@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: every box of a track, not five samples
 # Bumped whenever the same configuration gives different tracks (a new tracker, segmentation
 # region, ...), so an upgraded service never serves results of the old pipeline from its cache.
-PIPELINE_REVISION = 3  # 3: GaitID's ByteTrack, detection every k-th frame, segmentation margin
+PIPELINE_REVISION = 4  # 3: our ByteTrack, detect every k-th frame, segmentation margin; 4: detected boxes
 
 
 @lru_cache(maxsize=64)

@@ -146,16 +146,20 @@ class _NanoDetTracking:
         if self.skipped + 1 < self.every and not self._must_detect():
             self.skipped += 1
             self.tracker.predict()
-            tracks = self.tracker.active()
-        else:
-            self.skipped = 0
-            self.detector_runs += 1
-            boxes: Boxes = self.detector.detect(image)
-            tracks = self.tracker.update(boxes.xyxy, boxes.conf)
+            return [self._detection(t.track_id, t.xyxy, t.score) for t in self.tracker.active()]
+        self.skipped = 0
+        self.detector_runs += 1
+        boxes: Boxes = self.detector.detect(image)
+        # A detected person's box is the detector's own, not the filtered estimate, which lags a
+        # turning or stopping walker: the segmenter must look where the person is in this frame.
         return [
-            Detection(t.track_id, tuple(float(v) for v in t.xyxy), t.score)  # type: ignore[arg-type]
-            for t in tracks
+            self._detection(t.track_id, boxes.xyxy[t.detection], t.score)
+            for t in self.tracker.update(boxes.xyxy, boxes.conf)
         ]
+
+    @staticmethod
+    def _detection(track_id: int, box: np.ndarray, score: float) -> Detection:
+        return Detection(track_id, tuple(float(v) for v in box), float(score))  # type: ignore[arg-type]
 
     def _must_detect(self) -> bool:
         if self.tracker.unconfirmed():
