@@ -1,7 +1,8 @@
 """Fixtures for the service: real databases (SQLite file, PostgreSQL server) and a real server process.
 
 The server runs as users run it — ``gaitid serve`` in a subprocess, uvicorn, real HTTP — on a
-database migrated with ``gaitid db upgrade`` and an admin key made with ``gaitid keys create``.
+database migrated by ``gaitid db upgrade``'s code and keys made by ``gaitid keys create``'s code, both run in
+this process (tests/service/test_migrations.py runs those two commands for real).
 """
 
 import io
@@ -21,8 +22,11 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from service.db.engine import make_engine
-from tests.conftest import REPO, missing, run_cli
+from service.auth import create_key as new_key
+from service.db import audit
+from service.db.engine import make_engine, make_session_factory
+from service.db.migrate import upgrade
+from tests.conftest import REPO, missing
 
 POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 READY_TIMEOUT_S = 180
@@ -175,19 +179,28 @@ def service_env(database_url: str, tmp_path: Path, cache: Path) -> dict[str, str
 
 
 def create_key(env: dict[str, str], role: str) -> str:
-    result = run_cli("keys", "create", "--role", role, "--name", f"test-{role}", env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    """A key made as ``gaitid keys create --role ROLE`` makes it (the same service code, audit row included),
+    in this process: each CLI run costs ~2.7 s of start-up (tests/service/test_migrations.py runs the real one)."""
+    engine = make_engine(env["GAITID_DATABASE_URL"])
+    try:
+        with make_session_factory(engine)() as session:
+            row, plaintext = new_key(session, role, f"test-{role}")  # type: ignore[arg-type]
+            session.flush()
+            audit.record(session, None, "key.create", f"key:{row.id}", role=role, via="cli")
+            session.commit()
+    finally:
+        engine.dispose()
+    return plaintext
 
 
 @contextmanager
 def running_server(
     database_url: str, folder: Path, cache: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[ServerProcess]:
-    """Migrate the database with the CLI and run ``gaitid serve`` on it until the block ends."""
+    """Migrate the database as ``gaitid db upgrade`` does (in this process: the CLI's start-up costs seconds;
+    tests/service/test_migrations.py runs the real command) and run ``gaitid serve`` on it until the block ends."""
     env = {**service_env(database_url, folder, cache), **(extra_env or {})}
-    migrated = run_cli("db", "upgrade", env=env)
-    assert migrated.returncode == 0, migrated.stderr
+    upgrade(database_url)
     process = ServerProcess(env, folder / "server.log")
     process.start()
     try:

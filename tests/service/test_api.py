@@ -50,7 +50,11 @@ def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -
 
 @pytest.fixture(scope="module")
 def keys(api: ServerProcess) -> dict[str, str]:
-    return {role: create_key(api.env, role) for role in ("admin", "enroll", "identify", "read")}
+    """The admin key from the real ``gaitid keys create`` (on each database), the others made in this process."""
+    made = run_cli("keys", "create", "--role", "admin", "--name", "test-admin", env=api.env)
+    assert made.returncode == 0 and "created admin key" in made.stdout, made.stderr
+    admin = made.stdout.strip().splitlines()[-1]
+    return {"admin": admin} | {role: create_key(api.env, role) for role in ("enroll", "identify", "read")}
 
 
 def _client(api: ServerProcess, keys: dict[str, str], role: str | None) -> httpx.Client:
