@@ -186,6 +186,45 @@ POSE_MODEL = REPO / "var" / "weights" / "pose_landmark_full.tflite"
 
 
 @pytest.fixture(scope="session")
+def clip_pipeline(
+    videos_dir: Path, detector_weights: Path, pose_model: Path, shared_cache: Path, tmp_path_factory
+) -> Callable[..., Path]:
+    """``run(clip, rotate=0)``: ``gaitid silhouettes CLIP`` with the default detector and segmenter, once per
+    clip and session, and its output folder.
+
+    It runs in this process (``service.cli.main``: the options parsed and the command run as on a shell)
+    instead of a new process per clip that imports torch and loads the models again; the pipeline result
+    goes to ``shared_cache``, where the service tests find it.
+    """
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+    from unittest import mock
+
+    from service.cli import main
+
+    done: dict[tuple[str, int], Path] = {}
+
+    def run(clip: str, rotate: int = 0) -> Path:
+        if (clip, rotate) not in done:
+            out = tmp_path_factory.mktemp(f"silhouettes-{Path(clip).stem}")
+            args = ["silhouettes", str(videos_dir / clip), "--out", str(out), "--rotate", str(rotate)]
+            args += ["--detector", str(detector_weights), "--seg-model", str(pose_model)]
+            printed, errors = io.StringIO(), io.StringIO()
+            with (
+                mock.patch.dict(os.environ, {"GAITID_CACHE_DIR": str(shared_cache)}),
+                redirect_stdout(printed),
+                redirect_stderr(errors),
+            ):
+                status = main(args)
+            assert status == 0, errors.getvalue()[-2000:]
+            assert "in " in printed.getvalue() and "frames" in printed.getvalue(), printed.getvalue()
+            done[(clip, rotate)] = out
+        return done[(clip, rotate)]
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def pose_model() -> Path:
     """The default segmenter's model (``make segmenter`` fetches it from the mediapipe wheel)."""
     if not POSE_MODEL.is_file():

@@ -1,7 +1,9 @@
 """The pipeline on the real clips: one kept track per person who walks ≥ 2 s in view.
 
-Ground truth comes from ../shared/videos/ground_truth.json. Each clip runs through the real
-command line (real decoder, detector, tracker and segmenter), so this is slow: a few minutes.
+Ground truth comes from ../shared/videos/ground_truth.json. Each clip runs through ``gaitid silhouettes``
+(real decoder, detector, tracker and segmenter), so this is slow: a few minutes. The shortest clip runs
+as a real command line process (with ``--annotate``); the others run the same command in this process,
+once per session (the ``clip_pipeline`` fixture), sparing a process start that reloads torch and the models.
 """
 
 import json
@@ -38,30 +40,37 @@ def _clips() -> list[tuple[str, int]]:
     ("clip", "walkers"),
     _clips() or [pytest.param("none", 0, id="no-ground-truth")],  # videos_dir then fails, saying what is missing
 )
-def test_one_kept_track_per_walker(clip, walkers, videos_dir, detector_weights, pose_model, shared_cache, tmp_path):
-    result = run_cli(
-        "silhouettes",
-        str(videos_dir / clip),
-        "--out",
-        str(tmp_path),
-        "--rotate",
-        str(ROTATE.get(clip, 0)),
-        "--detector",
-        str(detector_weights),
-        "--seg-model",
-        str(pose_model),
-        *(["--annotate", str(tmp_path / "boxes.mp4")] if clip == ANNOTATED else []),
-        timeout=600,
-        env={"GAITID_CACHE_DIR": str(shared_cache)},  # the service tests reuse these pipeline results
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "tracks.json").read_text())
+def test_one_kept_track_per_walker(
+    clip, walkers, videos_dir, detector_weights, pose_model, shared_cache, clip_pipeline, tmp_path
+):
+    if clip == ANNOTATED:  # the real command line, in its own process
+        result = run_cli(
+            "silhouettes",
+            str(videos_dir / clip),
+            "--out",
+            str(tmp_path),
+            "--rotate",
+            str(ROTATE.get(clip, 0)),
+            "--detector",
+            str(detector_weights),
+            "--seg-model",
+            str(pose_model),
+            "--annotate",
+            str(tmp_path / "boxes.mp4"),
+            timeout=600,
+            env={"GAITID_CACHE_DIR": str(shared_cache)},  # the service tests reuse these pipeline results
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = tmp_path
+    else:
+        out = clip_pipeline(clip, ROTATE.get(clip, 0))
+    report = json.loads((out / "tracks.json").read_text())
     kept = [t for t in report["tracks"] if t["kept"]]
     assert len(kept) == walkers, json.dumps(report["tracks"], indent=1)
     for track in kept:
-        sils = np.load(tmp_path / f"{track['id']}.npy")
+        sils = np.load(out / f"{track['id']}.npy")
         assert sils.dtype == np.uint8 and sils.shape[1:] == (64, 64) and len(sils) == track["good_frames"] >= 15
-        assert (tmp_path / f"{track['id']}.png").is_file()
+        assert (out / f"{track['id']}.png").is_file()
         # a walking person fills a plausible share of the 64×64 frame, not a box or a sliver
         fill = (sils > 127).mean()
         assert 0.08 < fill < 0.45, f"track {track['id']} fill {fill:.2f}"
