@@ -53,10 +53,6 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict:
     return body
 
 
-def _weights(detector_weights: Path, pose_model: Path) -> dict[str, str]:
-    return {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
-
-
 # --- PostgreSQL restarted during an identify job -------------------------------------------------------------------
 
 
@@ -119,23 +115,27 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_postgresql_restart_mid_identify_job_loses_nothing(
-    tmp_path, shared_cache, detector_weights, pose_model, videos_dir
-):
+def _identify_in_pipeline(client: httpx.Client, videos_dir: Path, before_what: str) -> str:
+    """Submit an identify job of a real clip and wait until its pipeline runs; returns its id."""
+    probe = (videos_dir / "walk_indoor_a_probe.mp4").read_bytes()
+    submitted = client.post("/v1/identify", files={"file": ("probe.mp4", probe, "video/mp4")})
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    before = wait_for_job(client, job_id, lambda j: j["stage"] == "pipeline" or j["status"] in TERMINAL, 180)
+    assert before["status"] == "running", f"the job ended before {before_what}: {before}"
+    return job_id
+
+
+def test_postgresql_restart_mid_identify_job_loses_nothing(tmp_path, shared_cache, weights_env, videos_dir):
     # the pipeline really runs (no cached result), so the restart falls inside the job
-    env = {**_weights(detector_weights, pose_model), "GAITID_PIPELINE_CACHE": "false"}
+    env = {**weights_env, "GAITID_PIPELINE_CACHE": "false"}
     with private_postgres() as postgres, running_server(postgres.url, tmp_path, shared_cache, env) as api:
         client = api.client(create_key(api.env, "admin"), timeout=120)
         subject = client.post("/v1/subjects", json={"name": "Stored before the restart"}).json()["id"]
         enrolled = client.post(f"/v1/subjects/{subject}/enrollments?wait=120", files=npy_upload())
         assert enrolled.status_code == 201, enrolled.text
 
-        probe = (videos_dir / "walk_indoor_a_probe.mp4").read_bytes()
-        submitted = client.post("/v1/identify", files={"file": ("probe.mp4", probe, "video/mp4")})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["id"]
-        before = wait_for_job(client, job_id, lambda j: j["stage"] == "pipeline" or j["status"] in TERMINAL, 180)
-        assert before["status"] == "running", f"the job ended before the restart: {before}"
+        job_id = _identify_in_pipeline(client, videos_dir, "the restart")
 
         stopped_at = time.monotonic()
         postgres.stop()
@@ -144,7 +144,7 @@ def test_postgresql_restart_mid_identify_job_loses_nothing(
         assert "Retry-After" in client.get(f"/v1/subjects/{subject}").headers
         _assert_error(client.post("/v1/subjects", json={"name": "refused"}), 503, "database_unavailable")
         _assert_error(
-            client.post("/v1/identify", files={"file": ("p.mp4", probe, "video/mp4")}), 503, down["error"]["code"]
+            client.post("/v1/identify", files={"file": ("p.mp4", b"\0" * 64, "video/mp4")}), 503, down["error"]["code"]
         )
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
@@ -216,10 +216,8 @@ def _fill(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_full_disk_during_an_upload_or_a_job_is_507_and_loses_nothing(
-    tmp_path, shared_cache, detector_weights, pose_model, videos_dir
-):
-    env = {**_weights(detector_weights, pose_model), "GAITID_PIPELINE_CACHE": "false"}
+def test_full_disk_during_an_upload_or_a_job_is_507_and_loses_nothing(tmp_path, shared_cache, weights_env, videos_dir):
+    env = {**weights_env, "GAITID_PIPELINE_CACHE": "false"}
     with (
         small_filesystem(tmp_path / "data", "8m") as data,
         small_filesystem(tmp_path / "spool", "16m") as spool,
@@ -263,12 +261,7 @@ def test_full_disk_during_an_upload_or_a_job_is_507_and_loses_nothing(
 
         # the database's disk fills up while a job runs: requests that write get 507, reads go on, and the
         # job's result is written once there is room again
-        probe = (videos_dir / "walk_indoor_a_probe.mp4").read_bytes()
-        submitted = client.post("/v1/identify", files={"file": ("probe.mp4", probe, "video/mp4")})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["id"]
-        before = wait_for_job(client, job_id, lambda j: j["stage"] == "pipeline" or j["status"] in TERMINAL, 180)
-        assert before["status"] == "running", f"the job ended before the disk filled up: {before}"
+        job_id = _identify_in_pipeline(client, videos_dir, "the disk filled up")
         db_filler = _fill(db_disk)
         _assert_error(client.post("/v1/subjects", json={"name": "no room"}), 507, "insufficient_storage")
         assert client.get(f"/v1/jobs/{job_id}").status_code == 200
@@ -332,11 +325,11 @@ class PrivateRedis:
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_redis_down_under_celery_refuses_jobs_with_503_and_recovers_without_restart(
-    tmp_path, shared_cache, detector_weights, pose_model
+    tmp_path, shared_cache, weights_env
 ):
     broker = PrivateRedis(tmp_path / "redis")
     broker.start()
-    env = {**_weights(detector_weights, pose_model), "GAITID_JOBS": "celery", "GAITID_REDIS_URL": broker.url}
+    env = {**weights_env, "GAITID_JOBS": "celery", "GAITID_REDIS_URL": broker.url}
     try:
         with fresh_database("postgres", tmp_path) as url, running_server(url, tmp_path, shared_cache, env) as api:
             worker = _start_worker(api.env, "faults", tmp_path / "worker.log")
