@@ -186,6 +186,12 @@ POSE_MODEL = REPO / "var" / "weights" / "pose_landmark_full.tflite"
 
 
 @pytest.fixture(scope="session")
+def weights_env(detector_weights: Path, pose_model: Path) -> dict[str, str]:
+    """The environment that points the service and the CLI at the default detector and segmenter."""
+    return {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
+
+
+@pytest.fixture(scope="session")
 def clip_pipeline(
     videos_dir: Path, detector_weights: Path, pose_model: Path, shared_cache: Path, tmp_path_factory
 ) -> Callable[..., Path]:

@@ -63,13 +63,12 @@ probes:
 
 
 @pytest.mark.slow
-def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, detector_weights, pose_model, videos_dir) -> None:
+def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, videos_dir) -> None:
     """The shipped default through the real pipeline: J enrolled from one clip is J in another, and the
     open-set pass sends J to `unknown` once J is out of the gallery (nobody else is in the probe)."""
     protocol = tmp_path / "protocol.yaml"
     protocol.write_text(SMOKE_PROTOCOL)
-    env = {"GAITID_CACHE_DIR": str(shared_cache), "GAITID_POSE_MODEL": str(pose_model)}
-    env["GAITID_DETECTOR_WEIGHTS"] = str(detector_weights)
+    env = {"GAITID_CACHE_DIR": str(shared_cache), **weights_env}
     out = tmp_path / "clips.json"
     result = run_cli(
         *("evaluate", "--dataset", "clips", "--data", str(videos_dir), "--model", "default", "--backend", "onnx"),

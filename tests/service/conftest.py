@@ -211,11 +211,10 @@ def running_server(
 
 @pytest.fixture()
 def server(
-    database_url: str, tmp_path: Path, shared_cache: Path, detector_weights: Path, pose_model: Path
+    database_url: str, tmp_path: Path, shared_cache: Path, weights_env: dict[str, str]
 ) -> Iterator[ServerProcess]:
     """A migrated database and a running server on it (SQLite and PostgreSQL in turn)."""
-    weights = {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
-    with running_server(database_url, tmp_path, shared_cache, weights) as process:
+    with running_server(database_url, tmp_path, shared_cache, weights_env) as process:
         yield process
 
 

@@ -33,11 +33,10 @@ MAX_ACTIVE_JOBS = 3
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -> Iterator[ServerProcess]:
+def api(request, tmp_path_factory, shared_cache, weights_env) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp(f"api-{request.param}")
     env = {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
         "GAITID_MAX_ACTIVE_JOBS": str(MAX_ACTIVE_JOBS),
         "GAITID_MAX_WAIT_SECONDS": "120",  # generated requests may ask to wait an hour

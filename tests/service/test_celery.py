@@ -54,11 +54,10 @@ def _stop(worker: subprocess.Popen[bytes], sig: int) -> None:
         worker.wait(timeout=60)
 
 
-def _celery_env(detector_weights, pose_model) -> dict[str, str]:
+def _celery_env(weights_env: dict[str, str]) -> dict[str, str]:
     _require_redis()
     return {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_JOBS": "celery",
         "GAITID_REDIS_URL": REDIS_URL,
         "GAITID_CELERY_QUEUE": f"gaitid-test-{uuid.uuid4().hex[:8]}",
@@ -70,8 +69,8 @@ def _celery_env(detector_weights, pose_model) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, detector_weights, pose_model, videos_dir):
-    env = _celery_env(detector_weights, pose_model)
+def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, weights_env, videos_dir):
+    env = _celery_env(weights_env)
     with fresh_database("postgres", tmp_path) as url, running_server(url, tmp_path, tmp_path / "cache", env) as api:
         worker_env = {**api.env}
         first = _start_worker(worker_env, "first", tmp_path / "worker-first.log")
@@ -107,10 +106,8 @@ def test_worker_runs_jobs_and_a_killed_workers_job_is_redone_once(tmp_path, dete
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_each_stream_is_read_by_one_worker_and_a_dead_workers_stream_is_taken_over(
-    tmp_path, detector_weights, pose_model, videos_dir
-):
-    env = {**_celery_env(detector_weights, pose_model), "GAITID_STREAM_LEASE_SECONDS": "4"}
+def test_each_stream_is_read_by_one_worker_and_a_dead_workers_stream_is_taken_over(tmp_path, weights_env, videos_dir):
+    env = {**_celery_env(weights_env), "GAITID_STREAM_LEASE_SECONDS": "4"}
     frames, fps = encode_clip(videos_dir / "walk_indoor_a_probe.mp4", width=360)
     cameras = [ClipStreamServer(frames, fps).start() for _ in range(2)]
     workers: dict[str, subprocess.Popen[bytes]] = {}

@@ -15,10 +15,9 @@ IDENTIFY_CLIP = "bad/no_person.mp4"
 
 
 @pytest.mark.slow
-def test_kill_9_mid_job_then_restart(database_url, tmp_path, detector_weights, pose_model, videos_dir):
-    weights = {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
+def test_kill_9_mid_job_then_restart(database_url, tmp_path, weights_env, videos_dir):
     # a cached pipeline result would finish the job before it can be killed: this test needs its own cache
-    with running_server(database_url, tmp_path, tmp_path / "cache", weights) as server:
+    with running_server(database_url, tmp_path, tmp_path / "cache", weights_env) as server:
         key = create_key(server.env, "admin")
         client = server.client(key)
         subject = client.post("/v1/subjects", json={"name": "durable"}).json()["id"]

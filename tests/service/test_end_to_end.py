@@ -39,10 +39,9 @@ def _x_centre(track: dict) -> float:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def walkthrough(request, tmp_path_factory, shared_cache, detector_weights, pose_model, videos_dir) -> dict:
+def walkthrough(request, tmp_path_factory, shared_cache, weights_env, videos_dir) -> dict:
     folder = tmp_path_factory.mktemp(f"walkthrough-{request.param}")
-    weights = {"GAITID_DETECTOR_WEIGHTS": str(detector_weights), "GAITID_POSE_MODEL": str(pose_model)}
-    with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, weights) as server:
+    with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, weights_env) as server:
         return _walk_through(server, videos_dir)
 
 

@@ -44,11 +44,10 @@ class Api:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -> Iterator[Api]:
+def api(request, tmp_path_factory, shared_cache, weights_env) -> Iterator[Api]:
     folder = tmp_path_factory.mktemp(f"codes-{request.param}")
     env = {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_STREAMS": "false",  # the events below belong to made-up cameras
     }
     with fresh_database(request.param, folder) as url, running_server(url, folder, shared_cache, env) as server:
@@ -222,15 +221,12 @@ RUNNING_CLIP = "bad/truncated.mp4"  # 58 frames of walk_outdoor.mp4: a pipeline 
 
 
 @pytest.mark.slow
-def test_cancel_a_running_job_then_a_job_interrupted_too_often_fails(
-    tmp_path, detector_weights, pose_model, videos_dir
-):
+def test_cancel_a_running_job_then_a_job_interrupted_too_often_fails(tmp_path, weights_env, videos_dir):
     """A running enrollment is cancelled: the waiting request gets 409 ``job_cancelled``, nothing is
     enrolled, a second cancel is ``job_finished``. Then, with ``GAITID_JOB_MAX_ATTEMPTS=1``, the server is
     killed (-9) under a running job: after the restart the job is ``failed`` with ``interrupted``."""
     env = {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_JOB_MAX_ATTEMPTS": "1",
         "GAITID_STREAMS": "false",
     }

@@ -76,11 +76,10 @@ class VideoHost:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def api(request, tmp_path_factory, shared_cache, detector_weights, pose_model) -> Iterator[ServerProcess]:
+def api(request, tmp_path_factory, shared_cache, weights_env) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp(f"safety-{request.param}")
     env = {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
         "GAITID_URL_ALLOW_NETWORKS": "127.0.0.0/8",
         "GAITID_STREAM_ALLOW_NETWORKS": "127.0.0.0/8",

@@ -132,11 +132,10 @@ class WebhookReceiver:
 
 @pytest.fixture()
 def stream_server(
-    database_url: str, tmp_path: Path, shared_cache: Path, detector_weights: Path, pose_model: Path
+    database_url: str, tmp_path: Path, shared_cache: Path, weights_env: dict[str, str]
 ) -> Iterator[ServerProcess]:
     env = {
-        "GAITID_DETECTOR_WEIGHTS": str(detector_weights),
-        "GAITID_POSE_MODEL": str(pose_model),
+        **weights_env,
         "GAITID_STREAM_LEASE_SECONDS": "5",
     }
     with running_server(database_url, tmp_path, shared_cache, env) as process:
