@@ -4,6 +4,7 @@ import argparse
 
 from bench import embed as embed_bench
 from bench import gallery as gallery_bench
+from bench import load as load_bench
 from bench import pipeline as pipeline_bench
 from bench import stream as stream_bench
 from bench import train as train_bench
@@ -21,3 +22,4 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     pipeline_bench.register(stages)
     gallery_bench.register(stages)
     stream_bench.register(stages)
+    load_bench.register(stages)
