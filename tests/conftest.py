@@ -263,6 +263,17 @@ def mutate(data: bytes, pick: Callable[[int, int], int]) -> bytes:
     return bytes(out)
 
 
+def walking_blob(frames: int = 30, seed: int = 0, dropout: float = 0.02) -> np.ndarray:
+    """A synthetic walking-blob sequence, uint8 [frames, 64, 64]: a bar whose width swings like a gait,
+    with a seeded ``dropout`` share of its pixels cleared."""
+    rng = np.random.default_rng(seed)
+    sils = np.zeros((frames, 64, 64), np.uint8)
+    for i in range(frames):
+        width = 10 + int(6 * abs(np.sin(i / 3)))
+        sils[i, 4:62, 32 - width // 2 : 32 + width // 2] = 255
+    return sils & ((rng.random(sils.shape) > dropout) * 255).astype(np.uint8)
+
+
 def png_zip(frames: np.ndarray) -> bytes:
     """A zip of one PNG per frame, as enrollment takes them."""
     import io

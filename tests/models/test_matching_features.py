@@ -10,18 +10,14 @@ from models.architectures import build_model, make_config
 from models.embedder import OnnxEmbedder, TorchEmbedder
 from models.errors import ModelError
 from models.onnx_export import export_onnx
+from tests.conftest import walking_blob
 
 SMALL = {"channels": [8, 16, 32, 32], "classes": 5}
 
 
-@pytest.fixture(scope="module")
-def walking_blob() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    sils = np.zeros((12, 64, 64), np.uint8)
-    for i in range(12):
-        width = 10 + int(6 * abs(np.sin(i / 3)))
-        sils[i, 4:62, 32 - width // 2 : 32 + width // 2] = 255
-    return sils & ((rng.random(sils.shape) > 0.05) * 255).astype(np.uint8)
+@pytest.fixture(scope="module", name="walking_blob")
+def walking_blob_fixture() -> np.ndarray:
+    return walking_blob(frames=12, seed=3, dropout=0.05)
 
 
 def _trained_like(arch: str, matching: str) -> torch.nn.Module:

@@ -26,7 +26,7 @@ from service.auth import create_key as new_key
 from service.db import audit
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import upgrade
-from tests.conftest import REPO, missing
+from tests.conftest import REPO, missing, walking_blob
 
 POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 READY_TIMEOUT_S = 180
@@ -219,15 +219,9 @@ def server(
 
 
 def silhouettes_npy(frames: int = 30, seed: int = 0) -> bytes:
-    """A synthetic walking-blob sequence, uint8 [N, 64, 64], as an .npy file."""
-    rng = np.random.default_rng(seed)
-    sils = np.zeros((frames, 64, 64), np.uint8)
-    for i in range(frames):
-        width = 10 + int(6 * abs(np.sin(i / 3)))
-        sils[i, 4:62, 32 - width // 2 : 32 + width // 2] = 255
-    sils[:, :, :] &= (rng.random((frames, 64, 64)) > 0.02).astype(np.uint8) * 255
+    """A synthetic walking-blob sequence (:func:`tests.conftest.walking_blob`) as an .npy file."""
     buffer = io.BytesIO()
-    np.save(buffer, sils)
+    np.save(buffer, walking_blob(frames, seed))
     return buffer.getvalue()
 
 
