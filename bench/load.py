@@ -172,11 +172,19 @@ def _burst(url: str, key: str, video: Path, uploads: int, reads: int, timeout_s:
 
 def _print_server_errors(log: Path) -> None:
     """The server's own account of what went wrong (its log goes with the temporary folder)."""
-    lines = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line or "Error:" in line]
-    if lines:
-        print(f"\nthe server logged {len(lines)} error lines; the distinct ones:")
-        for line in dict.fromkeys(line.split(" ", 2)[-1][:300] for line in lines):
-            print("  " + line)
+    causes: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") == "error":
+            trace = str(record.get("exception") or record.get("message", "")).strip().splitlines()
+            causes[trace[-1][:300] if trace else "?"] += 1
+    if causes:
+        print("\nerrors in the server log, by their last line:")
+        for cause, count in causes.most_common():
+            print(f"  {count} x {cause}")
 
 
 def _run(args: argparse.Namespace) -> int:

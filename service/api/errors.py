@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import ModelError
@@ -59,14 +60,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ServiceError(str(error.detail), code=code, status=error.status_code))
 
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, error: DBAPIError) -> JSONResponse:
+    @app.exception_handler(PoolTimeoutError)  # every pooled connection busy past the pool's timeout
+    async def _database(_request: Request, error: Exception) -> JSONResponse:
         if database_unreachable(error):
-            log.warning("database unreachable: %s", " ".join(str(error.orig).split())[:300])
+            log.warning("database unreachable: %s", " ".join(str(getattr(error, "orig", error)).split())[:300])
             return error_response(
                 UnavailableError("the database is unreachable; retry shortly", code="database_unavailable")
             )
         if database_full(error):
-            log.error("the database's disk is full: %s", " ".join(str(error.orig).split())[:300])
+            log.error("the database's disk is full: %s", " ".join(str(getattr(error, "orig", error)).split())[:300])
             return error_response(InsufficientStorageError("the database's disk is full"))
         return _internal(error)
 

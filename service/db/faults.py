@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.errors import describe
 
@@ -39,7 +40,10 @@ def database_full(error: BaseException) -> bool:
 
 def database_unreachable(error: BaseException) -> bool:
     """The database cannot be reached or used right now (stopped, restarting, connection cut, SQLite
-    busy past its timeout), as opposed to a statement it refused: worth retrying later."""
+    busy past its timeout, no free connection in the pool under a burst), as opposed to a statement it
+    refused: worth retrying later."""
+    if isinstance(error, PoolTimeoutError):
+        return True
     if not isinstance(error, DBAPIError) or database_full(error):
         return False
     return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)

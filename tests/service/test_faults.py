@@ -380,3 +380,22 @@ def _redis_outage(api: ServerProcess, url: str, broker: PrivateRedis, tmp_path: 
     assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 2
     assert db_scalar(url, "SELECT count(*) FROM jobs WHERE status = 'succeeded'") == 2
     assert "internal_error" not in api.log_tail(200_000)
+
+
+def test_a_pool_with_no_free_connection_is_a_passing_fault(tmp_path):
+    """Under a burst every pooled connection can be busy past the pool's timeout (bench load found 500s):
+    that is an overload to retry (503 database_unavailable), not a bug."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from service.db.faults import database_fault, database_unreachable
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'one.db'}", pool_size=1, max_overflow=0, pool_timeout=0.1)
+    with engine.connect() as held:
+        held.execute(text("select 1"))
+        try:
+            with engine.connect():
+                raise AssertionError("a second connection from a pool of one")
+        except PoolTimeoutError as error:
+            assert database_unreachable(error) and database_fault(error)
+    engine.dispose()
