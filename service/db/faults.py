@@ -68,7 +68,7 @@ def retry_database(call: Callable[[], T], what: str, retry_s: float = RETRY_S) -
     while True:
         try:
             return call()
-        except DBAPIError as error:
+        except (DBAPIError, PoolTimeoutError) as error:
             if not database_fault(error) or time.monotonic() + pause > deadline:
                 raise
             fault = "full" if database_full(error) else "unreachable"
