@@ -1,10 +1,11 @@
 """Person detection and tracking: the default NanoDet (ONNX Runtime) or any ultralytics YOLO weights.
 
 The default detector is a NanoDet ONNX file made by ``pipeline.fetch_weights`` (its metadata says
-so); its boxes go to ultralytics' ByteTrack/BoT-SORT implementation frame by frame. Any YOLO
-weights a user supplies (``.pt``, ``.onnx``, ``.engine``) run through ultralytics' own
-``track``, and a segmentation model's instance masks come back with the boxes so that the
-YOLO-mask segmenter can use them. Which classes count as a person is configurable (by default
+so); its boxes go to GaitID's own ByteTrack (``pipeline.bytetrack``) frame by frame, so the default
+runs no ultralytics (AGPL) code. Any YOLO weights a user supplies (``.pt``, ``.onnx``, ``.engine``;
+the ``yolo`` extra) run through ultralytics' own ``track`` with ByteTrack or BoT-SORT, and a
+segmentation model's instance masks come back with the boxes so that the YOLO-mask segmenter can
+use them. Which classes count as a person is configurable (by default
 the class named "person", or every class of a model that has none).
 """
 
@@ -96,10 +97,9 @@ def _open_nanodet(config: DetectorConfig) -> NanoDetDetector | None:
     """The NanoDet runner when the ONNX file says it is one (None for other ONNX files, e.g. YOLO)."""
     import onnxruntime as ort
 
+    providers = _onnx_providers(config.device)
     try:
-        session = ort.InferenceSession(str(config.weights), providers=_onnx_providers(config.device))
-    except BadOptionError:
-        raise
+        session = ort.InferenceSession(str(config.weights), providers=providers)
     except Exception as error:  # ORT raises its own exception types for unreadable graphs
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BadOptionError(
