@@ -1,7 +1,7 @@
 """Export YOLO detector weights to ONNX for ONNX Runtime, which runs them about twice as fast
 as PyTorch on a CPU (96 vs 165 ms per frame at 416 px on the 2-core reference machine).
 
-    python -m pipeline.export_detector var/weights/person_yolov8.pt   # writes person_yolov8.onnx beside it
+    python -m pipeline.export_detector my_yolo.pt   # writes my_yolo.onnx beside it (needs the yolo extra)
 
 The export has dynamic input size, so ``--imgsz`` can still be chosen at run time.
 """

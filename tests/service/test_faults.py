@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import missing
+from tests.conftest import REPO, missing
 from tests.service.conftest import (
     ServerProcess,
     create_key,
@@ -49,7 +49,9 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"]["code"] == code, body
-    assert "Traceback" not in response.text and "/work/" not in response.text and "site-packages" not in response.text
+    server_paths = f"{REPO.parent}/"  # the folder holding the checkout and ../shared
+    for leak in ("Traceback", server_paths, "site-packages"):
+        assert leak not in response.text, response.text
     return body
 
 
