@@ -59,26 +59,13 @@ def is_nanodet(metadata: dict[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class Boxes:
-    """Detections of one frame: ``xyxy`` in frame pixels, ``conf`` and ``cls`` per box.
-
-    Shaped like ultralytics' ``Boxes`` after ``.numpy()`` (``xywh``, boolean indexing), which is
-    what its trackers read.
-    """
+    """Person detections of one frame: ``xyxy`` in frame pixels and a score each."""
 
     xyxy: np.ndarray  # float32 [n, 4]
     conf: np.ndarray  # float32 [n]
-    cls: np.ndarray  # float32 [n]
-
-    @property
-    def xywh(self) -> np.ndarray:
-        x1, y1, x2, y2 = self.xyxy.T
-        return np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
 
     def __len__(self) -> int:
         return len(self.conf)
-
-    def __getitem__(self, index: np.ndarray) -> "Boxes":
-        return Boxes(self.xyxy[index], self.conf[index], self.cls[index])
 
 
 class NanoDetDetector:
@@ -125,7 +112,7 @@ class NanoDetDetector:
         outputs = self.session.run(None, {self.input_name: tensor})  # type: ignore[attr-defined]
         classes = len(self.spec.class_names)
         by_cells = {(o.shape[1], o.shape[2] == classes): o[0] for o in outputs}  # (cells, is class scores)
-        boxes, scores, labels = [], [], []
+        boxes, scores = [], []
         for stride, centres in zip(self.spec.strides, self.centres, strict=True):
             cells = len(centres)
             class_scores = by_cells[(cells, True)][:, self.classes]
@@ -140,16 +127,14 @@ class NanoDetDetector:
             centre = centres[keep]
             boxes.append(np.concatenate([centre - distances[:, :2], centre + distances[:, 2:]], axis=1))
             scores.append(score[keep])
-            labels.append(self.classes[best[keep]])
         if not boxes:
-            empty = np.zeros(0, dtype=np.float32)
-            return Boxes(np.zeros((0, 4), dtype=np.float32), empty, empty)
+            return Boxes(np.zeros((0, 4), dtype=np.float32), np.zeros(0, dtype=np.float32))
         xyxy = np.concatenate(boxes) / ratio
         conf = np.concatenate(scores)
         height, width = image.shape[:2]
         xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
         keep = _nms(xyxy, conf, self.nms_iou)
-        return Boxes(xyxy[keep], conf[keep].astype(np.float32), np.concatenate(labels)[keep].astype(np.float32))
+        return Boxes(xyxy[keep], conf[keep].astype(np.float32))
 
 
 def _nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
