@@ -74,8 +74,7 @@ class _PeakMemory(threading.Thread):
 @contextmanager
 def _embedded_server(folder: Path) -> Iterator[tuple[str, str, int]]:
     """The embedded default in ``folder``: yields its URL, an admin key and the server's pid."""
-    from service.auth import create_key
-    from service.db import audit
+    from service.auth import issue_key
     from service.db.engine import make_engine, make_session_factory
     from service.db.migrate import upgrade
 
@@ -83,9 +82,7 @@ def _embedded_server(folder: Path) -> Iterator[tuple[str, str, int]]:
     upgrade(database)
     engine = make_engine(database)
     with make_session_factory(engine)() as session:
-        row, key = create_key(session, "admin", "gaitid-bench-load")
-        session.flush()
-        audit.record(session, None, "key.create", f"key:{row.id}", role="admin", via="bench")
+        _, key = issue_key(session, "admin", "gaitid-bench-load", via="bench")
         session.commit()
     engine.dispose()
     port = _free_port()

@@ -15,6 +15,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db import audit
 from service.db.tables import ApiKey, utcnow
 
 Role = Literal["admin", "enroll", "identify", "read"]
@@ -53,6 +54,14 @@ def create_key(session: Session, role: Role, name: str = "") -> tuple[ApiKey, st
     plaintext = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
     row = ApiKey(name=name, role=role, prefix=prefix, secret_hash=_digest(plaintext))
     session.add(row)
+    return row, plaintext
+
+
+def issue_key(session: Session, role: Role, name: str = "", via: str = "cli") -> tuple[ApiKey, str]:
+    """A new key with its audit row, as ``gaitid keys create`` makes it (added, not committed)."""
+    row, plaintext = create_key(session, role, name)
+    session.flush()
+    audit.record(session, None, "key.create", f"key:{row.id}", role=role, via=via)
     return row, plaintext
 
 

@@ -5,7 +5,7 @@ import sys
 
 from sqlalchemy import select
 
-from service.auth import ROLES, create_key, revoke_key
+from service.auth import ROLES, issue_key, revoke_key
 from service.cli.errors import CliInputError
 from service.cli.output import format_table
 from service.db import audit
@@ -75,9 +75,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     require_migrated(url)
     with make_session_factory(make_engine(url))() as session:
         if args.action == "create":
-            row, plaintext = create_key(session, args.role, args.name)
-            session.flush()
-            audit.record(session, None, "key.create", f"key:{row.id}", role=args.role, via="cli")
+            row, plaintext = issue_key(session, args.role, args.name)
             session.commit()
             print(f"created {args.role} key {row.id} ({args.name or 'unnamed'}); store it now, it is not shown again:")
             print(plaintext)

@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from service.auth import create_key as new_key
-from service.db import audit
+from service.auth import issue_key
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import upgrade
 from tests.conftest import REPO, missing, walking_blob
@@ -184,9 +183,7 @@ def create_key(env: dict[str, str], role: str) -> str:
     engine = make_engine(env["GAITID_DATABASE_URL"])
     try:
         with make_session_factory(engine)() as session:
-            row, plaintext = new_key(session, role, f"test-{role}")  # type: ignore[arg-type]
-            session.flush()
-            audit.record(session, None, "key.create", f"key:{row.id}", role=role, via="cli")
+            _, plaintext = issue_key(session, role, f"test-{role}")  # type: ignore[arg-type]
             session.commit()
     finally:
         engine.dispose()
