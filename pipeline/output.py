@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.decode import Frame
 from pipeline.detect import Detection
 from pipeline.extract import PipelineResult
+from pipeline.summary import TrackSummary
 from pipeline.tracks import Track
 
 SHEET_COLUMNS = 12
@@ -33,17 +34,12 @@ def contact_sheet(silhouettes: np.ndarray, columns: int = SHEET_COLUMNS, frames:
     return sheet
 
 
-def track_summary(track: Track) -> dict[str, Any]:
+def track_entry(track: Track) -> dict[str, Any]:
+    """A track in tracks.json: its :class:`TrackSummary` plus the frame range, why frames were lost and sample boxes."""
     return {
-        "id": track.track_id,
-        "kept": track.kept,
-        "reason": track.reason,
+        **TrackSummary.of(track).model_dump(),
         "first_frame": track.first_frame,
         "last_frame": track.last_frame,
-        "start_s": round(track.start_s, 3),
-        "end_s": round(track.end_s, 3),
-        "seen_frames": track.seen_frames,
-        "good_frames": track.good_frames,
         "lost_frames": track.problems,
         "boxes": [{"frame": f, "xyxy": [round(v, 1) for v in box]} for f, box in track.sample_boxes()],
     }
@@ -70,7 +66,7 @@ def write_outputs(result: PipelineResult, out_dir: Path) -> Path:
         "truncated": result.truncated,
         "kept_tracks": len(result.kept),
         "message": f"{len(result.kept)} walking person(s) found" if result.kept else "no walking person found",
-        "tracks": [track_summary(t) for t in result.tracks],
+        "tracks": [track_entry(t) for t in result.tracks],
     }
     path = out_dir / "tracks.json"
     path.write_text(json.dumps(document, indent=1))

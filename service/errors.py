@@ -70,6 +70,21 @@ class NotReadyError(ServiceError):
     status, code = 503, "not_ready"
 
 
+# HTTP status of a failed job's error code, for a client that waited for the job (422 otherwise); the
+# same whether the job failed in this process or in a worker.
+JOB_FAILURE_STATUS = {
+    "multiple_tracks": 409,
+    "subject_not_found": 404,
+    "silhouettes_too_large": 413,
+    "internal_error": 500,
+    "interrupted": 503,
+}
+
+
+def job_failure_status(code: str | None) -> int:
+    return JOB_FAILURE_STATUS.get(code or "", 422)
+
+
 def describe(error: BaseException) -> str:
     """An exception's first line for a message a client sees: no errno number, no file name.
 

@@ -1,19 +1,21 @@
 """Video or silhouettes in, tracks with embeddings and open-set decisions out.
 
 The service's one place that knows both the pipeline and the models: it builds the pipeline
-configuration from the settings, loads the registered gait model once, and turns a probe's
-gallery candidates into ``match`` / ``unknown`` / ``insufficient``.
+configuration from the settings, loads the registered gait model once, and answers a walk
+(:func:`answer_walk`: gallery search, then ``match`` / ``unknown`` at the threshold) for jobs and
+streams alike, so an identify upload and a live stream say the same of the same silhouettes.
 """
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from models.embedder import MAX_FRAMES, Embedder
 from models.loading import create_embedder
-from models.matching import embed_walks
+from models.matching import Candidate, Verdict, decide, embed_walks
 from models.registry import ModelSpec, resolve
 from pipeline.cache import default_cache, extract_cached
 from pipeline.decode import DecodeLimits
@@ -21,7 +23,22 @@ from pipeline.detect import DetectorConfig
 from pipeline.extract import PipelineConfig, PipelineResult
 from pipeline.quality import QualityConfig
 from service.errors import UnprocessableError
+from service.gallery.sync import Gallery
 from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class WalkAnswer:
+    """Who a walk is: the decision at the threshold and the closest subjects, best first."""
+
+    verdict: Verdict
+    candidates: list[Candidate]
+
+
+def answer_walk(gallery: Gallery, embedding: np.ndarray, threshold: float, top_k: int) -> WalkAnswer:
+    """The one recognition step after embedding, for identify jobs and streams alike."""
+    candidates = gallery.search(embedding, top_k)
+    return WalkAnswer(decide(candidates, threshold), candidates)
 
 
 class JobCancelledError(Exception):

@@ -19,14 +19,15 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from service.answers import IdentificationEvent
 from service.api.deps import get_context, get_or_404, get_session, require
 from service.api.schemas import ERROR_RESPONSES
-from service.api.schemas_streams import EventOut, EventPage
+from service.api.schemas_streams import EventPage
 from service.auth import Principal, key_is_active
 from service.context import ServiceContext
 from service.db.tables import StreamEvent, utcnow
 from service.errors import NotFoundError
-from service.streams.payload import event_payload
+from service.streams.payload import event_answer, event_payload
 
 router = APIRouter(prefix="/v1/events", tags=["streams"])
 EventId = Annotated[int, Path(ge=1, le=2**62, description="the event's id")]
@@ -75,7 +76,7 @@ def list_events(
         query = query.where(StreamEvent.created_at < until)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(StreamEvent.id.desc()).limit(limit).offset(offset)).all()
-    items = [EventOut.model_validate(event_payload(session, e)) for e in rows]
+    items = [event_answer(session, e) for e in rows]
     return EventPage(items=items, total=int(total), limit=limit, offset=offset)
 
 
@@ -157,11 +158,11 @@ def _newest_id(ctx: ServiceContext) -> int:
         return int(session.scalar(select(func.max(StreamEvent.id))) or 0)
 
 
-@router.get("/{event_id}", response_model=EventOut, responses=ERROR_RESPONSES)
+@router.get("/{event_id}", response_model=IdentificationEvent, responses=ERROR_RESPONSES)
 def get_event(
     event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
-) -> EventOut:
-    return EventOut.model_validate(event_payload(session, get_or_404(session, StreamEvent, event_id, "event")))
+) -> IdentificationEvent:
+    return event_answer(session, get_or_404(session, StreamEvent, event_id, "event"))
 
 
 @router.get(

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.answers import EnrollResult, IdentifyResult
 from service.auth import Role
 
 
@@ -62,20 +63,6 @@ class SequenceOut(BaseModel):
     created_at: datetime
 
 
-SCORE_DESCRIPTION = (
-    "similarity of the walk to the subject's best enrolled sequence: the mean per-part cosine after the "
-    "model's matching transform, -1..1; comparable within one model version only"
-)
-CONFIDENCE_DESCRIPTION = (
-    "calibrated probability (0..1) that it is the same person, were a match and a non-match equally likely "
-    "beforehand; null for models without a calibration"
-)
-THRESHOLD_DESCRIPTION = (
-    "the open-set threshold the decision used: on the confidence scale for calibrated models (a match needs "
-    "confidence ≥ threshold), else on the similarity"
-)
-
-
 class JobError(BaseModel):
     code: str
     message: str
@@ -92,11 +79,8 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, Any] | None = Field(
-        None,
-        description="identify: {model, threshold, frames, tracks: [{track_id, start_s, end_s, good_frames, quality, "
-        "decision: match|unknown|insufficient, subject, score, confidence, candidates: [{subject, score, "
-        "confidence}]}]}; enroll: {subject_id, sequence_id, track}. " + THRESHOLD_DESCRIPTION,
+    result: IdentifyResult | EnrollResult | None = Field(
+        None, description="the job's result once it succeeded: an identify or an enroll result (null before)"
     )
     error: JobError | None = None
 

@@ -6,7 +6,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.decode import NETWORK_PREFIXES, is_network_source
-from service.api.schemas import CONFIDENCE_DESCRIPTION, SCORE_DESCRIPTION, THRESHOLD_DESCRIPTION
+from service.answers import IdentificationEvent
 
 MIN_ROI_SIDE = 0.05
 ROI_DESCRIPTION = (
@@ -117,42 +117,8 @@ class StreamPage(BaseModel):
     offset: int
 
 
-class SubjectBrief(BaseModel):
-    id: str
-    external_id: str | None
-    name: str
-
-
-class EventCandidate(BaseModel):
-    subject: SubjectBrief | None
-    score: float = Field(description=SCORE_DESCRIPTION)
-    confidence: float | None = Field(description=CONFIDENCE_DESCRIPTION)
-
-
-class EventOut(BaseModel):
-    """The same JSON is sent over Server-Sent Events and in webhook bodies."""
-
-    id: int
-    type: Literal["identification"]
-    stream: dict[str, str] = Field(examples=[{"id": "0b6f…", "name": "lobby entrance"}])
-    track_id: int
-    update: int = Field(description="0: first identification of the track; n: the n-th changed answer since")
-    started_at: datetime = Field(description="when the person was first seen")
-    ended_at: datetime = Field(description="the latest frame the answer used")
-    decision: Literal["match", "unknown"]
-    subject: SubjectBrief | None
-    score: float | None = Field(description=SCORE_DESCRIPTION)
-    confidence: float | None = Field(description=CONFIDENCE_DESCRIPTION)
-    threshold: float = Field(description=THRESHOLD_DESCRIPTION)
-    good_frames: int
-    candidates: list[EventCandidate]
-    model: str
-    snapshot: str | None = Field(description="path of the person's snapshot (GET, image/jpeg), if one was kept")
-    created_at: datetime
-
-
 class EventPage(BaseModel):
-    items: list[EventOut]
+    items: list[IdentificationEvent]
     total: int
     limit: int
     offset: int

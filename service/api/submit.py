@@ -26,19 +26,17 @@ from service.api.schemas import JobOut
 from service.auth import Principal
 from service.context import ServiceContext
 from service.db.tables import Job, JobAdmission
-from service.errors import ServiceError, TooManyJobsError, UnavailableError, UnprocessableError
+from service.errors import (
+    ServiceError,
+    TooManyJobsError,
+    UnavailableError,
+    UnprocessableError,
+    job_failure_status,
+)
 from service.jobs.store import TERMINAL, active_jobs
 
 log = logging.getLogger(__name__)
 
-# HTTP status of a waited-for job that failed, by its error code (422 otherwise).
-FAILURE_STATUS = {
-    "multiple_tracks": 409,
-    "subject_not_found": 404,
-    "silhouettes_too_large": 413,
-    "internal_error": 500,
-    "interrupted": 503,
-}
 _POLL_S = 0.2
 
 
@@ -183,7 +181,7 @@ def job_response(job: Job, done_status: int) -> JSONResponse:
         error = ServiceError(
             job.error_message or "the job failed",
             code=job.error_code or "job_failed",
-            status=FAILURE_STATUS.get(job.error_code or "", 422),
+            status=job_failure_status(job.error_code),
             details=(job.result or {}).get("details") or {},
         )
         return error_response(error, {"job": body})

@@ -10,76 +10,59 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from models.errors import ModelError
-from models.matching import decide
 from pipeline.errors import PipelineError
 from pipeline.extract import PipelineResult
+from pipeline.summary import TrackSummary
 from pipeline.tracks import Track
+from service.answers import EnrollResult, IdentifyResult, TrackAnswer, UploadedWalk
 from service.context import ServiceContext
 from service.db import audit
-from service.db.briefs import subject_brief
+from service.db.briefs import candidate_answer, subject_brief
 from service.db.faults import database_fault, retry_database
 from service.db.tables import GaitSequence, Job, Subject
-from service.errors import ServiceError
+from service.errors import ServiceError, job_failure_status
 from service.gallery.sync import embedding_to_bytes, record_change
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
 from service.metrics import JOB_STAGE_SECONDS, JOBS_TOTAL
-from service.recognition import JobCancelledError
+from service.recognition import JobCancelledError, WalkAnswer, answer_walk
 from service.silhouette_uploads import read_silhouettes
 
 log = logging.getLogger(__name__)
 
 
 class JobFailedError(ServiceError):
-    """A job that cannot succeed, with the details a client needs (e.g. the tracks to pick from)."""
+    """A job that cannot succeed, with the details a client needs (e.g. the tracks to pick from).
 
-    status = 422
+    Its HTTP status, when a client waited for the job, comes from :func:`job_failure_status`."""
 
-
-def track_summary(track: Track) -> dict[str, Any]:
-    return {
-        "track_id": track.track_id,
-        "start_s": round(track.start_s, 3),
-        "end_s": round(track.end_s, 3),
-        "good_frames": track.good_frames,
-        "seen_frames": track.seen_frames,
-        "quality": round(track.good_frames / track.seen_frames, 3) if track.seen_frames else 0.0,
-        "usable": track.kept,
-        "reason": track.reason,
-        # where the person is mid-track (x1, y1, x2, y2 px), so a user can tell tracks apart
-        "box": [round(v, 1) for v in middle_box] if (middle_box := _middle_box(track)) else None,
-    }
-
-
-def _middle_box(track: Track) -> tuple[float, float, float, float] | None:
-    return track.boxes[len(track.boxes) // 2][1] if track.boxes else None
+    def __init__(self, message: str, code: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code, job_failure_status(code), details)
 
 
 def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Track:
-    tracks = [track_summary(t) for t in result.tracks]
+    tracks = [TrackSummary.of(t).model_dump() for t in result.tracks]
     if track_id is not None:
         for track in result.tracks:
             if track.track_id == track_id:
                 if not track.kept:
                     raise JobFailedError(
-                        f"track {track_id} is not usable: {track.reason}", "track_unusable", 422, {"tracks": tracks}
+                        f"track {track_id} is not usable: {track.reason}", "track_unusable", {"tracks": tracks}
                     )
                 return track
-        raise JobFailedError(f"the video has no track {track_id}", "track_not_found", 422, {"tracks": tracks})
+        raise JobFailedError(f"the video has no track {track_id}", "track_not_found", {"tracks": tracks})
     kept = result.kept
     if not kept:
         raise JobFailedError(
-            "no walking person with enough good frames in the video", "no_walking_person", 422, {"tracks": tracks}
+            "no walking person with enough good frames in the video", "no_walking_person", {"tracks": tracks}
         )
     if len(kept) > 1:
         ids = ", ".join(str(t.track_id) for t in kept)
         raise JobFailedError(
             f"the video shows {len(kept)} walking people (tracks {ids}); pick one with track_id",
             "multiple_tracks",
-            409,
             {"tracks": tracks},
         )
     return kept[0]
@@ -97,11 +80,11 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     kind = job.params.get("input_kind", "video")
     if kind in ("npy", "zip"):
         sils = read_silhouettes(Path(job.input_path or ""), kind)
-        track: dict[str, Any] = {"track_id": None, "good_frames": len(sils), "quality": 1.0}
+        track: TrackSummary | UploadedWalk = UploadedWalk(good_frames=len(sils), quality=1.0)
     else:
         result = _run_pipeline(ctx, job, progress)
         picked = _pick_enrollment_track(result, job.params.get("track_id"))
-        sils, track = picked.silhouettes, track_summary(picked)
+        sils, track = picked.silhouettes, TrackSummary.of(picked)
     progress("embed", 0.92, force=True)
     embedding = ctx.recognizer.embed([sils])[0]
 
@@ -111,26 +94,25 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
             if stored is None or stored.status != "running":
                 return  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
             if session.get(Subject, job.subject_id) is None:
-                raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found", 404)
+                raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found")
             sequence = GaitSequence(
                 subject_id=job.subject_id,
                 model_key=ctx.recognizer.model_key,
                 embedding=embedding_to_bytes(embedding),
-                frames=int(track["good_frames"]),
-                quality=float(track["quality"]),
+                frames=track.good_frames,
+                quality=track.quality,
                 source=job.source[:500],
-                track_id=track["track_id"],
+                track_id=track.track_id,
                 job_id=job.id,
             )
             session.add(sequence)
             session.flush()
             record_change(session, sequence.model_key, sequence.id, "add")
             audit.record(session, job.api_key_id, "enroll", f"subject:{job.subject_id}", sequence_id=sequence.id)
-            finish_job(
-                session,
-                stored,
-                {"subject_id": job.subject_id, "sequence_id": sequence.id, "model": sequence.model_key, "track": track},
+            answer = EnrollResult(
+                subject_id=sequence.subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track
             )
+            finish_job(session, stored, answer.model_dump(mode="json"))
 
     retry_database(store, f"job {job.id}: storing the enrollment")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
@@ -138,64 +120,59 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     result = _run_pipeline(ctx, job, progress)
-    kept = result.kept
     progress("embed", 0.92, force=True)
-    embedded = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else np.zeros((0, 256, 16), np.float32)
-    embeddings = {t.track_id: e for t, e in zip(kept, embedded, strict=True)}
     threshold = ctx.recognizer.threshold(job.params.get("threshold"))
     top_k = int(job.params.get("top_k") or ctx.settings.top_k)
+    walks = walk_answers(ctx, result.tracks, threshold, top_k)
     progress("match", 0.97, force=True)
-    answers = retry_database(lambda: _answers(ctx, result, embeddings, threshold, top_k), f"job {job.id}: matching")
+    tracks = retry_database(lambda: track_answers(ctx, result.tracks, walks), f"job {job.id}: matching")
+    answer = IdentifyResult(
+        model=ctx.recognizer.model_key,
+        threshold=threshold,
+        frames=result.frames,
+        truncated=result.truncated,
+        tracks=tracks,
+    )
 
     def store() -> None:
         with ctx.sessions() as session, session.begin():
             stored = session.get(Job, job.id)
             if stored is not None and stored.status == "running":
-                finish_job(
-                    session,
-                    stored,
-                    {
-                        "model": ctx.recognizer.model_key,
-                        "threshold": threshold,
-                        "frames": result.frames,
-                        "truncated": result.truncated,
-                        "tracks": answers,
-                    },
-                )
+                finish_job(session, stored, answer.model_dump(mode="json"))
 
     retry_database(store, f"job {job.id}: storing the result")
 
 
-def _answers(
-    ctx: ServiceContext, result: PipelineResult, embeddings: dict[int, np.ndarray], threshold: float, top_k: int
-) -> list[dict[str, Any]]:
-    """Each track's answer: its decision, the subject and the candidates, read against the gallery."""
+def walk_answers(ctx: ServiceContext, tracks: list[Track], threshold: float, top_k: int) -> dict[int, WalkAnswer]:
+    """Embed the usable tracks in one batch and answer each (:func:`service.recognition.answer_walk`)."""
+    kept = [t for t in tracks if t.kept]
+    embedded = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else []
+    return {t.track_id: answer_walk(ctx.gallery, e, threshold, top_k) for t, e in zip(kept, embedded, strict=True)}
+
+
+def track_answers(ctx: ServiceContext, tracks: list[Track], walks: dict[int, WalkAnswer]) -> list[TrackAnswer]:
+    """Every track's answer, subjects named as they are now; unusable tracks are ``insufficient``."""
     answers = []
     with ctx.sessions() as session:
-        for track in result.tracks:
-            summary = track_summary(track)
-            if not track.kept:
+        for track in tracks:
+            summary = TrackSummary.of(track).model_dump()
+            walk = walks.get(track.track_id)
+            if walk is None:
                 answers.append(
-                    {
-                        **summary,
-                        "decision": "insufficient",
-                        "subject": None,
-                        "score": None,
-                        "confidence": None,
-                        "candidates": [],
-                    }
+                    TrackAnswer(
+                        **summary, decision="insufficient", subject=None, score=None, confidence=None, candidates=[]
+                    )
                 )
                 continue
-            candidates = ctx.gallery.search(embeddings[track.track_id], top_k)
-            verdict = decide(candidates, threshold)
+            best = walk.verdict.candidate
             answers.append(
-                {
+                TrackAnswer(
                     **summary,
-                    "decision": verdict.decision,
-                    "subject": subject_brief(session, verdict.subject_id),
-                    **(verdict.candidate.scores() if verdict.candidate else {"score": None, "confidence": None}),
-                    "candidates": [{"subject": subject_brief(session, c.subject_id), **c.scores()} for c in candidates],
-                }
+                    decision=walk.verdict.decision,
+                    subject=subject_brief(session, walk.verdict.subject_id),
+                    **(best.scores() if best else {"score": None, "confidence": None}),
+                    candidates=[candidate_answer(session, c) for c in walk.candidates],
+                )
             )
     return answers
 

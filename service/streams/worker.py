@@ -18,12 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.matching import Candidate, Verdict, decide
 from pipeline.decode import Frame
 from pipeline.extract import FrameProcessor
 from service.context import ServiceContext
 from service.db.tables import Stream, StreamEvent, utcnow
 from service.metrics import STREAM_EVENTS
+from service.recognition import WalkAnswer, answer_walk
 from service.streams.events import record_event
 from service.streams.live import LiveTrack, LiveTracks
 from service.streams.reader import FrameBuffer, LiveFrame, RateMeter, StreamReader
@@ -175,9 +175,9 @@ class StreamWorker:
         """
         recognizer = self.ctx.recognizer
         embedding = recognizer.embed([track.silhouettes()])[0]
-        candidates = self.ctx.gallery.search(embedding, self.ctx.settings.top_k)
         threshold = recognizer.threshold(self.definition.match_threshold)
-        verdict = decide(candidates, threshold)
+        walk = answer_walk(self.ctx.gallery, embedding, threshold, self.ctx.settings.top_k)
+        verdict = walk.verdict
         track.identified_frames = track.good_frames
         answer = (verdict.decision, verdict.subject_id)
         if answer == track.last_answer:
@@ -185,7 +185,7 @@ class StreamWorker:
         snapshot = self._snapshot(track) if self.ctx.settings.snapshots else None
         recorded = False
         try:
-            recorded = self._record(track, verdict, threshold, candidates, snapshot)
+            recorded = self._record(track, walk, threshold, snapshot)
         finally:
             if snapshot is not None and not recorded:
                 snapshot.unlink(missing_ok=True)  # no event refers to it
@@ -198,9 +198,7 @@ class StreamWorker:
             self.stats.latencies_s.append(time.time() - item.wall)
         STREAM_EVENTS.labels(verdict.decision).inc()
 
-    def _record(
-        self, track: LiveTrack, verdict: Verdict, threshold: float, candidates: list[Candidate], snapshot: Path | None
-    ) -> bool:
+    def _record(self, track: LiveTrack, walk: WalkAnswer, threshold: float, snapshot: Path | None) -> bool:
         """Commit the event (and its webhook deliveries); False when the stream was deleted or lost meanwhile."""
         with self.ctx.sessions() as session, session.begin():
             stream = session.get(Stream, self.definition.id)
@@ -213,12 +211,12 @@ class StreamWorker:
                 update=track.updates,
                 started_at=datetime.fromtimestamp(track.first_wall, UTC),
                 ended_at=datetime.fromtimestamp(track.last_wall, UTC),
-                decision=verdict.decision,
-                subject_id=verdict.subject_id,
-                **(verdict.candidate.scores() if verdict.candidate else {}),
+                decision=walk.verdict.decision,
+                subject_id=walk.verdict.subject_id,
+                **(walk.verdict.candidate.scores() if walk.verdict.candidate else {}),
                 threshold=threshold,
                 good_frames=track.good_frames,
-                candidates=[{"subject_id": c.subject_id, **c.scores()} for c in candidates],
+                candidates=[{"subject_id": c.subject_id, **c.scores()} for c in walk.candidates],
                 model_key=self.ctx.recognizer.model_key,
                 snapshot_path=str(snapshot) if snapshot else None,
             )

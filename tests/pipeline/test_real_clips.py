@@ -65,10 +65,10 @@ def test_one_kept_track_per_walker(
     else:
         out = clip_pipeline(clip, ROTATE.get(clip, 0))
     report = json.loads((out / "tracks.json").read_text())
-    kept = [t for t in report["tracks"] if t["kept"]]
+    kept = [t for t in report["tracks"] if t["usable"]]
     assert len(kept) == walkers, json.dumps(report["tracks"], indent=1)
     for track in kept:
-        sils = np.load(out / f"{track['id']}.npy")
+        sils = np.load(out / f"{track['track_id']}.npy")
         assert sils.dtype == np.uint8 and sils.shape[1:] == (64, 64) and len(sils) == track["good_frames"] >= 15
         assert (out / f"{track['id']}.png").is_file()
         # a walking person fills a plausible share of the 64×64 frame, not a box or a sliver
