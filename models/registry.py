@@ -49,6 +49,12 @@ class ModelSpec:
     origin: Literal["bundled", "user"] = "user"
 
     @property
+    def embedding_shape(self) -> tuple[int, int]:
+        """``(channels, parts)`` of one embedding, from the card's config (else the architecture's defaults)."""
+        config = self.config or make_config(self.arch)
+        return config.embedding_dim, config.parts
+
+    @property
     def key(self) -> str:
         """Name and version: the gallery keeps one index per key."""
         return f"{self.name}@{self.version}"

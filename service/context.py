@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.engine import make_engine, make_session_factory
 from service.gallery.index import IndexConfig
+from service.gallery.servable import served_shape
 from service.gallery.sync import Gallery
 from service.recognition import Recognizer
 from service.settings import Settings
@@ -27,12 +28,14 @@ class ServiceContext:
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         recognizer = Recognizer(settings)
+        index_config = IndexConfig(exact_max=settings.index_exact_max)
         gallery = Gallery(
             sessions,
             recognizer.model_key,
-            IndexConfig(exact_max=settings.index_exact_max),
+            index_config,
             recognizer.spec.transform,
             recognizer.spec.calibration,
+            served_shape(recognizer.spec, index_config),
         )
         return cls(settings, engine, sessions, recognizer, gallery)
 

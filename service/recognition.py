@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.embedder import MAX_FRAMES, Embedder
+from models.errors import ModelError
 from models.loading import create_embedder
 from models.matching import Candidate, Verdict, decide, embed_walks
 from models.registry import ModelSpec, resolve
@@ -113,9 +114,16 @@ class Recognizer:
             return self._embedder
 
     def embed(self, sequences: list[np.ndarray]) -> np.ndarray:
-        """float32 [S, 256, 16], each walk embedded as the model card says (whole, or windows averaged);
+        """float32 [S, channels, parts], each walk embedded as the model card says (whole, or windows averaged);
         sequences longer than the model takes keep their first frames."""
-        return embed_walks(self.embedder.embed, [s[:MAX_FRAMES] for s in sequences], self.spec.windowing)
+        embedded = embed_walks(self.embedder.embed, [s[:MAX_FRAMES] for s in sequences], self.spec.windowing)
+        if embedded.shape[1:] != self.spec.embedding_shape:
+            raise ModelError(
+                f"model {self.spec.key} embeds {list(embedded.shape[1:])}, but its card says "
+                f"{list(self.spec.embedding_shape)}; register the checkpoint again with `gaitid models add`",
+                code="model_not_servable",
+            )
+        return embedded
 
     def extract(
         self, source: str | Path, progress: Callable[[float], None], cancelled: Callable[[], bool]

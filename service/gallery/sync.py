@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.matching import Calibration, Candidate, MatchingTransform
 from service.db.tables import GaitSequence, GalleryChange
 from service.gallery.index import GalleryIndex, IndexConfig
-from service.gallery.vectors import DIM, EMBEDDING_SHAPE
+from service.gallery.vectors import DEFAULT_EMBEDDING_SHAPE
 
 # Over-fetch so that per-subject aggregation still finds k distinct subjects when subjects
 # have several sequences each.
@@ -38,11 +38,14 @@ _REBUILD_LOOKBACK = 1000  # revisions below the newest that a rebuild re-checks 
 
 
 def embedding_to_bytes(embedding: np.ndarray) -> bytes:
-    return np.ascontiguousarray(embedding, dtype=np.float32).reshape(EMBEDDING_SHAPE).tobytes()
+    """A raw ``[channels, parts]`` embedding as stored (float32, C order); its model card says the shape."""
+    if np.ndim(embedding) != 2:
+        raise ValueError(f"an embedding is [channels, parts], got {list(np.shape(embedding))}")
+    return np.ascontiguousarray(embedding, dtype=np.float32).tobytes()
 
 
-def embedding_from_bytes(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32).reshape(EMBEDDING_SHAPE)
+def embedding_from_bytes(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32).reshape(shape)
 
 
 def record_change(session: Session, model_key: str, sequence_id: int, op: str) -> None:
@@ -69,12 +72,14 @@ class Gallery:
         index_config: IndexConfig,
         transform: MatchingTransform | None = None,
         calibration: Calibration | None = None,
+        shape: tuple[int, int] = DEFAULT_EMBEDDING_SHAPE,
     ) -> None:
         self.sessions = sessions
         self.model_key = model_key
+        self.shape = shape  # [channels, parts] of the model's embeddings
         self.transform = transform or MatchingTransform()
         self.calibration = calibration
-        self.index = GalleryIndex(config=index_config)
+        self.index = GalleryIndex(shape[0] * shape[1], index_config)
         self.revision = 0  # the watermark: every revision up to here is applied (or was rolled back)
         self._applied: set[int] = set()  # revisions above the watermark already applied
         self._missing_since: dict[int, float] = {}  # revisions above the watermark not seen yet, and since when
@@ -93,11 +98,11 @@ class Gallery:
             # changes committed before the load are in it; any later (or late) commit is applied after it
             watermark = max(0, database_revision(session) - _REBUILD_LOOKBACK)
             loaded = set(session.scalars(select(GalleryChange.revision).where(GalleryChange.revision > watermark)))
-            index = GalleryIndex(config=self.index.config)
+            index = GalleryIndex(self.index.dim, self.index.config)
             subjects: dict[int, str] = {}
             chunks = self._chunks(session, None)
             first = next(chunks, None)
-            index.rebuild(*(first[:2] if first else (np.zeros(0, np.int64), np.zeros((0, DIM), np.float32))))
+            index.rebuild(*(first[:2] if first else (np.zeros(0, np.int64), np.zeros((0, index.dim), np.float32))))
             if first:
                 subjects.update(first[2])
             for ids, vectors, chunk_subjects in chunks:
@@ -137,7 +142,7 @@ class Gallery:
             query = query.where(GaitSequence.id.in_(list(only)))
         for rows in session.execute(query.order_by(GaitSequence.id)).yield_per(_LOAD_CHUNK).partitions():
             ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-            vectors = self.transform.vectors(np.stack([embedding_from_bytes(r.embedding) for r in rows]))
+            vectors = self.transform.vectors(np.stack([embedding_from_bytes(r.embedding, self.shape) for r in rows]))
             yield ids, vectors, {r.id: r.subject_id for r in rows}
 
     def sync(self) -> None:

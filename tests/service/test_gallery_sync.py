@@ -227,3 +227,15 @@ def test_random_concurrent_writes_leave_every_gallery_equal_to_the_database(post
     for gallery in galleries:
         gallery.sync()
         assert sorted(gallery.indexed_ids().tolist()) == stored
+
+
+def test_a_gallery_of_another_shape_stores_and_finds_its_walks(sessions):
+    """The shape comes from the model card (service.gallery.servable); nothing assumes 256×16."""
+    rng = np.random.default_rng(3)
+    gallery = Gallery(sessions, MODEL, IndexConfig(), shape=(128, 8))
+    gallery.rebuild()
+    centres = {name: rng.normal(size=(128, 8)).astype(np.float32) for name in ("ann", "bob")}
+    for name, centre in centres.items():
+        _enroll(sessions, name, centre)
+    candidates = gallery.search(centres["bob"] + 0.1 * rng.normal(size=(128, 8)).astype(np.float32), k=2)
+    assert [c.subject_id for c in candidates] == ["bob", "ann"] and len(gallery) == 2

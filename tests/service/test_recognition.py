@@ -76,7 +76,9 @@ def test_jobs_and_streams_give_the_same_answer_for_the_same_silhouettes(context:
     (job_answer,) = track_answers(ctx, [_track(probe)], walks)
 
     with ctx.sessions() as session, session.begin():
-        stream = Stream(name="door", url="rtsp://127.0.0.1/door", owner="test", lease_until=utcnow() + timedelta(hours=1))
+        stream = Stream(
+            name="door", url="rtsp://127.0.0.1/door", owner="test", lease_until=utcnow() + timedelta(hours=1)
+        )
         session.add(stream)
         session.flush()
         definition = StreamDefinition.of(stream)

@@ -1,0 +1,34 @@
+"""Which models the gallery can serve, and the embedding shape it stores for each.
+
+The gallery matches by one inner product of per-part normalised vectors (the mean per-part cosine
+after the model's matching transform, :mod:`models.matching`): that is what thresholds and the
+calibration are stated on. A model card asking for another metric, or an embedding the compressed
+index cannot split into its sub-quantizers, is refused up front (``gaitid models add``, service
+start-up) instead of failing at the first enrollment.
+"""
+
+from models.errors import ModelError
+from models.registry import ModelSpec
+from service.gallery.index import IndexConfig
+
+
+
+def served_shape(spec: ModelSpec, index_config: IndexConfig | None = None) -> tuple[int, int]:
+    """``(channels, parts)`` of the embeddings the gallery stores for ``spec``; a one-line
+    :class:`ModelError` when the gallery cannot serve the model."""
+    if spec.metric != "cosine":
+        raise ModelError(
+            f"model {spec.key} asks for the {spec.metric} metric, but the gallery matches by cosine similarity "
+            "(what thresholds and calibrations are stated on); evaluate it with `gaitid evaluate`, serve it "
+            "with metric: cosine",
+            code="model_not_servable",
+        )
+    channels, parts = spec.embedding_shape
+    config = index_config or IndexConfig()
+    if config.kind != "flat" and (channels * parts) % config.pq_subquantizers:
+        raise ModelError(
+            f"model {spec.key} embeds {channels}×{parts} = {channels * parts} values, but the gallery's "
+            f"compressed index needs a multiple of {config.pq_subquantizers} (its sub-quantizers)",
+            code="model_not_servable",
+        )
+    return channels, parts
