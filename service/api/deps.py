@@ -1,7 +1,7 @@
 """Request dependencies: the service context, a database session, and the authenticated caller."""
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -48,6 +48,15 @@ def require(permission: Permission) -> Callable[..., Principal]:
         return principal
 
     return dependency
+
+
+# What route signatures declare, instead of writing ``Depends(...)`` out in every route.
+Context = Annotated[ServiceContext, Depends(get_context)]
+DbSession = Annotated[Session, Depends(get_session)]
+Reader = Annotated[Principal, Depends(require("read"))]
+Identifier = Annotated[Principal, Depends(require("identify"))]
+Enroller = Annotated[Principal, Depends(require("enroll"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 def get_or_404(session: Session, table: type[Row], row_id: object, what: str) -> Row:

@@ -13,17 +13,16 @@ from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
 
 from service.answers import IdentificationEvent
-from service.api.deps import get_context, get_or_404, get_session, require
+from service.api.deps import Context, DbSession, Reader, get_or_404
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import EventPage
-from service.auth import Principal, key_is_active
+from service.auth import key_is_active
 from service.context import ServiceContext
 from service.db.tables import StreamEvent, utcnow
 from service.errors import NotFoundError
@@ -58,6 +57,7 @@ DecisionFilter = Query(None, description="only this decision")
 
 @router.get("", response_model=EventPage, responses=ERROR_RESPONSES)
 def list_events(
+    *,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
     stream_id: str | None = StreamFilter,
@@ -65,8 +65,8 @@ def list_events(
     decision: Literal["match", "unknown"] | None = DecisionFilter,
     since: datetime | None = Query(None, description="created at or after (ISO 8601)"),
     until: datetime | None = Query(None, description="created before (ISO 8601)"),
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
+    _: Reader,
+    session: DbSession,
 ) -> EventPage:
     """Events, newest first."""
     query = _filtered(select(StreamEvent), stream_id, subject_id, decision)
@@ -85,14 +85,15 @@ def list_events(
     responses={**ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}, "description": "an endless SSE stream"}},
 )
 async def follow_events(
+    *,
     request: Request,
     stream_id: str | None = StreamFilter,
     subject_id: str | None = SubjectFilter,
     decision: Literal["match", "unknown"] | None = DecisionFilter,
     after: int | None = Query(None, ge=0, le=2**62, description="start after this event id (default: only new)"),
     last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
-    principal: Principal = Depends(require("read")),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Reader,
+    ctx: Context,
 ) -> StreamingResponse:
     """Server-Sent Events: one `identification` event per message, `id:` = event id, JSON `data:`
     as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing; it wins
@@ -159,9 +160,7 @@ def _newest_id(ctx: ServiceContext) -> int:
 
 
 @router.get("/{event_id}", response_model=IdentificationEvent, responses=ERROR_RESPONSES)
-def get_event(
-    event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
-) -> IdentificationEvent:
+def get_event(event_id: EventId, _: Reader, session: DbSession) -> IdentificationEvent:
     return event_answer(session, get_or_404(session, StreamEvent, event_id, "event"))
 
 
@@ -170,9 +169,7 @@ def get_event(
     response_class=FileResponse,
     responses={**ERROR_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the person, cropped"}},
 )
-def get_snapshot(
-    event_id: EventId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
-) -> FileResponse:
+def get_snapshot(event_id: EventId, _: Reader, session: DbSession) -> FileResponse:
     event = get_or_404(session, StreamEvent, event_id, "event")
     if not event.snapshot_path or not FilePath(event.snapshot_path).is_file():
         raise NotFoundError(f"event {event_id} has no snapshot", code="snapshot_not_found")

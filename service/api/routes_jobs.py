@@ -2,17 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from service.api.deps import get_context, get_or_404, get_session, require
+from service.api.deps import Context, DbSession, Identifier, Reader, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.schemas import ERROR_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
-from service.auth import Principal
-from service.context import ServiceContext
 from service.db import audit
 from service.db.tables import Job
 from service.errors import ConflictError, ForbiddenError
@@ -29,6 +26,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=36)]
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def identify(
+    *,
     request: Request,
     wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
     top_k: int | None = Query(None, ge=1, le=100, description="candidates per track (default from settings)"),
@@ -39,8 +37,8 @@ async def identify(
         description="confidence needed for a match, 0..1 (similarity for uncalibrated models); default: the card's",
     ),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
-    principal: Principal = Depends(require("identify")),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Identifier,
+    ctx: Context,
 ) -> JSONResponse:
     """Who walks in this video? Per track: ``match`` (with the subject), ``unknown`` or ``insufficient``."""
     params = {"top_k": top_k, "threshold": threshold}
@@ -51,15 +49,15 @@ async def identify(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
-def get_job(job_id: JobId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)) -> JobOut:
+def get_job(job_id: JobId, _: Reader, session: DbSession) -> JobOut:
     return job_out(get_or_404(session, Job, job_id, "job"))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
 def cancel(
     job_id: JobId,
-    principal: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
+    principal: Reader,
+    session: DbSession,
 ) -> JobOut:
     """Cancel a queued or running job (a running one stops within about a second)."""
     job = get_or_404(session, Job, job_id, "job")
@@ -76,10 +74,11 @@ def cancel(
 
 @router.get("/jobs", response_model=list[JobOut], responses=ERROR_RESPONSES)
 def list_jobs(
+    *,
     status: str | None = Query(None, pattern="^(queued|running|succeeded|failed|cancelled)$"),
     limit: int = Query(50, ge=1, le=500),
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
+    _: Reader,
+    session: DbSession,
 ) -> list[JobOut]:
     """The most recent jobs first."""
     query = select(Job).order_by(Job.created_at.desc()).limit(limit)

@@ -2,13 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from service.api.deps import get_session, require
+from service.api.deps import Admin, DbSession
 from service.api.schemas import ERROR_RESPONSES, KeyCreate, KeyCreated, KeyOut
-from service.auth import Principal, create_key, revoke_key
+from service.auth import create_key, revoke_key
 from service.db import audit
 from service.db.tables import ApiKey
 from service.errors import ConflictError, NotFoundError
@@ -23,14 +22,12 @@ def key_out(row: ApiKey) -> KeyOut:
 
 
 @router.get("", response_model=list[KeyOut], responses=ERROR_RESPONSES)
-def list_keys(_: Principal = Depends(require("admin")), session: Session = Depends(get_session)) -> list[KeyOut]:
+def list_keys(_: Admin, session: DbSession) -> list[KeyOut]:
     return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.created_at))]
 
 
 @router.post("", status_code=201, response_model=KeyCreated, responses=ERROR_RESPONSES)
-def create(
-    body: KeyCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
-) -> KeyCreated:
+def create(body: KeyCreate, principal: Admin, session: DbSession) -> KeyCreated:
     row, plaintext = create_key(session, body.role, body.name)
     session.flush()
     audit.record(session, principal.key_id, "key.create", f"key:{row.id}", role=body.role)
@@ -41,8 +38,8 @@ def create(
 @router.delete("/{key_id}", status_code=204, responses=ERROR_RESPONSES)
 def revoke(
     key_id: Annotated[str, Path(min_length=1, max_length=36)],
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
+    principal: Admin,
+    session: DbSession,
 ) -> Response:
     if key_id == principal.key_id:  # an admin locking themself out: leave that to `gaitid keys revoke`
         raise ConflictError("a key cannot revoke itself; use another admin key or the CLI", code="own_key")

@@ -1,13 +1,12 @@
 """Operations: liveness, readiness and Prometheus metrics (no API key needed)."""
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.api.deps import get_context
+from service.api.deps import Context
 from service.api.schemas import Health
-from service.context import ServiceContext
 from service.db.migrate import require_migrated
 from service.errors import NotReadyError
 from service.jobs.store import active_jobs
@@ -23,7 +22,7 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-def readyz(ctx: ServiceContext = Depends(get_context)) -> JSONResponse:
+def readyz(ctx: Context) -> JSONResponse:
     """Ready to take work: database reachable and migrated, gallery index loaded, gait model loaded."""
     checks: dict[str, str] = {}
     try:
@@ -43,7 +42,7 @@ def readyz(ctx: ServiceContext = Depends(get_context)) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(ctx: ServiceContext = Depends(get_context)) -> Response:
+def metrics(ctx: Context) -> Response:
     """Prometheus text format."""
     GALLERY_SIZE.labels(ctx.recognizer.model_key).set(len(ctx.gallery))
     with ctx.sessions() as session:

@@ -11,17 +11,14 @@ import shutil
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from service.addresses import AddressPolicy, check_url_host
-from service.api.deps import get_context, get_or_404, get_session, require
+from service.api.deps import Admin, Context, DbSession, Reader, get_or_404
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_streams import StreamCreate, StreamOut, StreamPage, StreamStatus, StreamUpdate
-from service.auth import Principal
-from service.context import ServiceContext
 from service.db import audit
 from service.db.tables import Stream, new_id, utcnow
 from service.errors import NotFoundError
@@ -80,9 +77,9 @@ def stream_out(stream: Stream) -> StreamOut:
 @router.post("", status_code=201, response_model=StreamOut, responses=ERROR_RESPONSES)
 def create_stream(
     body: StreamCreate,
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Admin,
+    session: DbSession,
+    ctx: Context,
 ) -> StreamOut:
     """Register a camera; reading starts within about a second when it is enabled."""
     _check_camera(body.url, ctx.settings)
@@ -104,11 +101,12 @@ def create_stream(
 
 @router.get("", response_model=StreamPage, responses=ERROR_RESPONSES)
 def list_streams(
+    *,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
     enabled: bool | None = Query(None, description="only enabled (true) or disabled (false) streams"),
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
+    _: Reader,
+    session: DbSession,
 ) -> StreamPage:
     query = select(Stream)
     if enabled is not None:
@@ -119,9 +117,7 @@ def list_streams(
 
 
 @router.get("/{stream_id}", response_model=StreamOut, responses=ERROR_RESPONSES)
-def get_stream(
-    stream_id: StreamId, _: Principal = Depends(require("read")), session: Session = Depends(get_session)
-) -> StreamOut:
+def get_stream(stream_id: StreamId, _: Reader, session: DbSession) -> StreamOut:
     """The stream and its status: state, frame rates in and out, dropped frames, last frame, last error."""
     return stream_out(get_or_404(session, Stream, stream_id, "stream"))
 
@@ -130,9 +126,9 @@ def get_stream(
 def update_stream(
     stream_id: StreamId,
     body: StreamUpdate,
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Admin,
+    session: DbSession,
+    ctx: Context,
 ) -> StreamOut:
     """Change a stream; a changed URL, rate, ROI, threshold or enabled flag restarts its reading."""
     stream = get_or_404(session, Stream, stream_id, "stream")
@@ -158,9 +154,9 @@ def update_stream(
 @router.delete("/{stream_id}", status_code=204, responses=ERROR_RESPONSES)
 def delete_stream(
     stream_id: StreamId,
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Admin,
+    session: DbSession,
+    ctx: Context,
 ) -> Response:
     """Stop reading the stream and delete it with its events, their snapshots and its webhooks."""
     stream = get_or_404(session, Stream, stream_id, "stream")

@@ -2,13 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.api.deps import get_context, get_or_404, get_session, require
+from service.api.deps import Context, DbSession, Enroller, Reader, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.schemas import (
     ERROR_RESPONSES,
@@ -20,63 +19,50 @@ from service.api.schemas import (
     SubjectUpdate,
 )
 from service.api.submit import job_response, submit_job, wait_for
-from service.auth import Principal
-from service.context import ServiceContext
-from service.db import audit
-from service.db.tables import GaitSequence, Subject, new_id
-from service.errors import ConflictError, NotFoundError
-from service.gallery.sync import record_change
+from service.db import subjects
+from service.db.tables import GaitSequence, Subject
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 SubjectId = Annotated[str, Path(min_length=1, max_length=36, description="the subject's id")]
 
 
-def _subject_out(session: Session, subject: Subject, model_key: str) -> SubjectOut:
-    count = session.scalar(
-        select(func.count()).where(GaitSequence.subject_id == subject.id, GaitSequence.model_key == model_key)
-    )
+def _subject_out(subject: Subject, sequences: int) -> SubjectOut:
     return SubjectOut(
         id=subject.id,
         external_id=subject.external_id,
         name=subject.name,
         metadata=subject.attributes,
-        sequences=int(count or 0),
+        sequences=sequences,
         created_at=subject.created_at,
         updated_at=subject.updated_at,
     )
 
 
-def _commit_unique(session: Session, external_id: str | None) -> None:
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise ConflictError(f"external_id {external_id!r} is taken", code="external_id_taken") from None
+def _one_out(session: Session, subject: Subject, model_key: str) -> SubjectOut:
+    return _subject_out(subject, subjects.sequence_counts(session, [subject.id], model_key)[subject.id])
 
 
 @router.post("", status_code=201, response_model=SubjectOut, responses=ERROR_RESPONSES)
 def create_subject(
     body: SubjectCreate,
-    principal: Principal = Depends(require("enroll")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Enroller,
+    session: DbSession,
+    ctx: Context,
 ) -> SubjectOut:
-    subject = Subject(id=new_id(), external_id=body.external_id, name=body.name, attributes=body.metadata)
-    session.add(subject)
-    audit.record(session, principal.key_id, "subject.create", f"subject:{subject.id}", external_id=body.external_id)
-    _commit_unique(session, body.external_id)
-    return _subject_out(session, subject, ctx.recognizer.model_key)
+    subject = subjects.create_subject(session, principal.key_id, body.external_id, body.name, body.metadata)
+    return _one_out(session, subject, ctx.recognizer.model_key)
 
 
 @router.get("", response_model=SubjectPage, responses=ERROR_RESPONSES)
 def list_subjects(
+    *,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
     external_id: str | None = Query(None, max_length=200, description="exact external id"),
     name: str | None = Query(None, max_length=200, description="part of the name, case-insensitive"),
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    _: Reader,
+    session: DbSession,
+    ctx: Context,
 ) -> SubjectPage:
     query = select(Subject)
     if external_id is not None:
@@ -85,58 +71,43 @@ def list_subjects(
         query = query.where(func.lower(Subject.name).contains(name.lower(), autoescape=True))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Subject.created_at, Subject.id).limit(limit).offset(offset)).all()
-    items = [_subject_out(session, s, ctx.recognizer.model_key) for s in rows]
+    counts = subjects.sequence_counts(session, [s.id for s in rows], ctx.recognizer.model_key)
+    items = [_subject_out(s, counts[s.id]) for s in rows]
     return SubjectPage(items=items, total=int(total), limit=limit, offset=offset)
 
 
 @router.get("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
 def get_subject(
     subject_id: SubjectId,
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    _: Reader,
+    session: DbSession,
+    ctx: Context,
 ) -> SubjectOut:
-    return _subject_out(session, get_or_404(session, Subject, subject_id, "subject"), ctx.recognizer.model_key)
+    return _one_out(session, get_or_404(session, Subject, subject_id, "subject"), ctx.recognizer.model_key)
 
 
 @router.patch("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
 def update_subject(
     subject_id: SubjectId,
     body: SubjectUpdate,
-    principal: Principal = Depends(require("enroll")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Enroller,
+    session: DbSession,
+    ctx: Context,
 ) -> SubjectOut:
     subject = get_or_404(session, Subject, subject_id, "subject")
-    changes = body.model_dump(exclude_unset=True)
-    if "external_id" in changes:
-        subject.external_id = body.external_id
-    if body.name is not None:
-        subject.name = body.name
-    if body.metadata is not None:
-        subject.attributes = body.metadata
-    audit.record(session, principal.key_id, "subject.update", f"subject:{subject.id}", fields=sorted(changes))
-    _commit_unique(session, subject.external_id)
-    return _subject_out(session, subject, ctx.recognizer.model_key)
+    subjects.update_subject(session, principal.key_id, subject, body.model_dump(exclude_unset=True))
+    return _one_out(session, subject, ctx.recognizer.model_key)
 
 
 @router.delete("/{subject_id}", status_code=204, responses=ERROR_RESPONSES)
 def delete_subject(
     subject_id: SubjectId,
-    principal: Principal = Depends(require("enroll")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Enroller,
+    session: DbSession,
+    ctx: Context,
 ) -> Response:
     """Delete the subject and every one of its embeddings, under every model version."""
-    subject = get_or_404(session, Subject, subject_id, "subject")
-    sequences = session.execute(
-        select(GaitSequence.id, GaitSequence.model_key).where(GaitSequence.subject_id == subject.id)
-    ).all()
-    for sequence_id, model_key in sequences:
-        record_change(session, model_key, sequence_id, "remove")
-    session.delete(subject)
-    audit.record(session, principal.key_id, "subject.delete", f"subject:{subject_id}", sequences=len(sequences))
-    session.commit()
+    subjects.delete_subject(session, principal.key_id, get_or_404(session, Subject, subject_id, "subject"))
     ctx.gallery.sync()
     return Response(status_code=204)
 
@@ -144,8 +115,8 @@ def delete_subject(
 @router.get("/{subject_id}/sequences", response_model=list[SequenceOut], responses=ERROR_RESPONSES)
 def list_sequences(
     subject_id: SubjectId,
-    _: Principal = Depends(require("read")),
-    session: Session = Depends(get_session),
+    _: Reader,
+    session: DbSession,
 ) -> list[SequenceOut]:
     get_or_404(session, Subject, subject_id, "subject")
     rows = session.scalars(
@@ -169,17 +140,11 @@ def list_sequences(
 def delete_sequence(
     subject_id: SubjectId,
     sequence_id: Annotated[int, Path(ge=1, le=2**62)],
-    principal: Principal = Depends(require("enroll")),
-    session: Session = Depends(get_session),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Enroller,
+    session: DbSession,
+    ctx: Context,
 ) -> Response:
-    sequence = session.get(GaitSequence, sequence_id)
-    if sequence is None or sequence.subject_id != subject_id:
-        raise NotFoundError(f"subject {subject_id} has no sequence {sequence_id}", code="sequence_not_found")
-    record_change(session, sequence.model_key, sequence.id, "remove")
-    session.delete(sequence)
-    audit.record(session, principal.key_id, "sequence.delete", f"subject:{subject_id}", sequence_id=sequence_id)
-    session.commit()
+    subjects.delete_sequence(session, principal.key_id, subject_id, sequence_id)
     ctx.gallery.sync()
     return Response(status_code=204)
 
@@ -192,12 +157,13 @@ def delete_sequence(
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def enroll(
+    *,
     request: Request,
     subject_id: SubjectId,
     wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
-    principal: Principal = Depends(require("enroll")),
-    ctx: ServiceContext = Depends(get_context),
+    principal: Enroller,
+    ctx: Context,
 ) -> JSONResponse:
     """Enroll one walk of the subject from a video (upload or URL) or a silhouette sequence.
 

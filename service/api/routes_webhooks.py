@@ -7,12 +7,11 @@ secret of ``<X-GaitID-Timestamp>.<raw body>`` (see :func:`service.streams.webhoo
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from service.api.deps import get_or_404, get_session, require
+from service.api.deps import Admin, DbSession, get_or_404
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_webhooks import (
     DeliveryAttempt,
@@ -25,7 +24,6 @@ from service.api.schemas_webhooks import (
     WebhookPage,
     WebhookUpdate,
 )
-from service.auth import Principal
 from service.db import audit
 from service.db.tables import Stream, Webhook, WebhookDelivery, new_id, utcnow
 from service.errors import ConflictError, NotFoundError
@@ -73,9 +71,7 @@ def _stream_not_found(stream_id: str) -> NotFoundError:
 
 
 @router.post("", status_code=201, response_model=WebhookCreated, responses=ERROR_RESPONSES)
-def create_webhook(
-    body: WebhookCreate, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
-) -> WebhookCreated:
+def create_webhook(body: WebhookCreate, principal: Admin, session: DbSession) -> WebhookCreated:
     """Register an endpoint; the answer holds its signing secret, which is never shown again."""
     if body.stream_id is not None and session.get(Stream, body.stream_id) is None:
         raise _stream_not_found(body.stream_id)
@@ -108,10 +104,11 @@ def create_webhook(
 
 @router.get("", response_model=WebhookPage, responses=ERROR_RESPONSES)
 def list_webhooks(
+    *,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
-    _: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
+    _: Admin,
+    session: DbSession,
 ) -> WebhookPage:
     total = session.scalar(select(func.count()).select_from(Webhook)) or 0
     rows = session.scalars(select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit).offset(offset))
@@ -119,9 +116,7 @@ def list_webhooks(
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=ERROR_RESPONSES)
-def get_webhook(
-    webhook_id: WebhookId, _: Principal = Depends(require("admin")), session: Session = Depends(get_session)
-) -> WebhookOut:
+def get_webhook(webhook_id: WebhookId, _: Admin, session: DbSession) -> WebhookOut:
     return _webhook_out(get_or_404(session, Webhook, webhook_id, "webhook"))
 
 
@@ -129,8 +124,8 @@ def get_webhook(
 def update_webhook(
     webhook_id: WebhookId,
     body: WebhookUpdate,
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
+    principal: Admin,
+    session: DbSession,
 ) -> WebhookOut:
     """Change the URL, description, decisions or enabled flag; pending deliveries use the new URL."""
     webhook = get_or_404(session, Webhook, webhook_id, "webhook")
@@ -143,9 +138,7 @@ def update_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=ERROR_RESPONSES)
-def delete_webhook(
-    webhook_id: WebhookId, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
-) -> Response:
+def delete_webhook(webhook_id: WebhookId, principal: Admin, session: DbSession) -> Response:
     """Delete the webhook with its delivery log; deliveries not yet sent are dropped."""
     session.delete(get_or_404(session, Webhook, webhook_id, "webhook"))
     audit.record(session, principal.key_id, "webhook.delete", f"webhook:{webhook_id}")
@@ -155,12 +148,13 @@ def delete_webhook(
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=ERROR_RESPONSES)
 def list_deliveries(
+    *,
     webhook_id: WebhookId,
     status: DeliveryStatus | None = Query(None, description="only deliveries in this state"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10**9),
-    _: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
+    _: Admin,
+    session: DbSession,
 ) -> DeliveryPage:
     """The webhook's deliveries, newest first, each with the log of its attempts."""
     get_or_404(session, Webhook, webhook_id, "webhook")
@@ -173,9 +167,7 @@ def list_deliveries(
 
 
 @router.post("/{webhook_id}/secret", response_model=WebhookCreated, responses=ERROR_RESPONSES)
-def rotate_secret(
-    webhook_id: WebhookId, principal: Principal = Depends(require("admin")), session: Session = Depends(get_session)
-) -> WebhookCreated:
+def rotate_secret(webhook_id: WebhookId, principal: Admin, session: DbSession) -> WebhookCreated:
     """Replace the signing secret (after a leak, or on a schedule); the answer shows the new one, once.
 
     Every request from now on, retries of earlier events included, is signed with the new secret.
@@ -191,8 +183,8 @@ def rotate_secret(
 def retry_delivery(
     webhook_id: WebhookId,
     delivery_id: DeliveryId,
-    principal: Principal = Depends(require("admin")),
-    session: Session = Depends(get_session),
+    principal: Admin,
+    session: DbSession,
 ) -> DeliveryOut:
     """Send a failed delivery again (once its endpoint is fixed): a fresh round of attempts, due now.
 
