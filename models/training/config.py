@@ -1,5 +1,12 @@
-"""Training configuration, read from a YAML file (see ``configs/`` in the repository)."""
+"""Training configuration, read from a YAML file (see ``configs/`` in the repository).
 
+A config may start from another with ``extends: other.yaml`` (a path beside it): the later stage of
+a run then states only what changes (its run folder, seed, schedule, starting weights). Mappings are
+merged key by key, at any depth; any other value replaces the parent's. The run folder's copy
+(``config.yaml``) is the merged result, complete on its own.
+"""
+
+import copy
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,13 +72,36 @@ def _section(cls: type[T], values: dict[str, Any] | None, name: str) -> T:
     return dataclass_from_mapping(cls, values, f"training config section {name}", "bad_train_config")
 
 
-def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Parse a YAML training config; relative paths are taken from the current directory."""
-    path = Path(path)
+def _read(path: Path, children: tuple[Path, ...]) -> dict[str, Any]:
+    """The config at ``path`` with its ``extends`` chain merged in (``children``: the files extending it)."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ModelError(f"training config {path} is unreadable: {one_line(error)}", code="bad_train_config") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"training config {path} must be a mapping", code="bad_train_config")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    parent_path = path.parent / str(parent)
+    if parent_path.resolve() in {p.resolve() for p in (*children, path)}:
+        raise ModelError(f"training config {path} extends itself through {parent}", code="bad_train_config")
+    return _merge(_read(parent_path, (*children, path)), raw)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merge(base[key], value) if both_mappings else value
+    return merged
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Parse a YAML training config; relative paths are taken from the current directory."""
+    path = Path(path)
+    merged = _read(path, ())
+    raw = copy.deepcopy(merged)
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         model = raw.pop("model")
@@ -99,6 +129,6 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         footage=_section(FootageConfig, raw.get("footage"), "footage"),
         optimizer=_section(OptimizerConfig, raw.get("optimizer"), "optimizer"),
         loss=_section(LossConfig, raw.get("loss"), "loss"),
-        raw=yaml.safe_load(path.read_text()),
+        raw=merged,
         **scalars,
     )
