@@ -20,8 +20,8 @@ from sqlalchemy import Select, func, select
 
 from service.answers import IdentificationEvent
 from service.api.deps import Context, DbSession, Reader, get_or_404
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES
-from service.api.schemas_streams import EventPage
 from service.auth import key_is_active
 from service.context import ServiceContext
 from service.db.tables import StreamEvent, utcnow
@@ -55,11 +55,11 @@ SubjectFilter = Query(None, max_length=36, description="only events that matched
 DecisionFilter = Query(None, description="only this decision")
 
 
-@router.get("", response_model=EventPage, responses=ERROR_RESPONSES)
+@router.get("", response_model=Page[IdentificationEvent], responses=ERROR_RESPONSES)
 def list_events(
     *,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: Limit = 50,
+    offset: Offset = 0,
     stream_id: str | None = StreamFilter,
     subject_id: str | None = SubjectFilter,
     decision: Literal["match", "unknown"] | None = DecisionFilter,
@@ -67,17 +67,16 @@ def list_events(
     until: datetime | None = Query(None, description="created before (ISO 8601)"),
     _: Reader,
     session: DbSession,
-) -> EventPage:
+) -> Page[IdentificationEvent]:
     """Events, newest first."""
     query = _filtered(select(StreamEvent), stream_id, subject_id, decision)
     if since is not None:
         query = query.where(StreamEvent.created_at >= since)
     if until is not None:
         query = query.where(StreamEvent.created_at < until)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(StreamEvent.id.desc()).limit(limit).offset(offset)).all()
-    items = [event_answer(session, e) for e in rows]
-    return EventPage(items=items, total=int(total), limit=limit, offset=offset)
+    return page_of(
+        session, query, (StreamEvent.id.desc(),), limit, offset, lambda rows: [event_answer(session, e) for e in rows]
+    )
 
 
 @router.get(

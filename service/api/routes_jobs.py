@@ -1,6 +1,6 @@
 """Identification and the jobs behind enrollments and identifications."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from service.api.deps import Context, DbSession, Identifier, Reader, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
 from service.db import audit
@@ -72,16 +73,20 @@ def cancel(
     return job_out(job)
 
 
-@router.get("/jobs", response_model=list[JobOut], responses=ERROR_RESPONSES)
+@router.get("/jobs", response_model=Page[JobOut], responses=ERROR_RESPONSES)
 def list_jobs(
     *,
-    status: str | None = Query(None, pattern="^(queued|running|succeeded|failed|cancelled)$"),
-    limit: int = Query(50, ge=1, le=500),
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Query(
+        None, description="only jobs in this state"
+    ),
+    limit: Limit = 50,
+    offset: Offset = 0,
     _: Reader,
     session: DbSession,
-) -> list[JobOut]:
+) -> Page[JobOut]:
     """The most recent jobs first."""
-    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    query = select(Job)
     if status:
         query = query.where(Job.status == status)
-    return [job_out(j) for j in session.scalars(query)]
+    order = (Job.created_at.desc(), Job.id)
+    return page_of(session, query, order, limit, offset, lambda rows: [job_out(j) for j in rows])

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from service.api.deps import Admin, DbSession
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES, KeyCreate, KeyCreated, KeyOut
 from service.auth import create_key, revoke_key
 from service.db import audit
@@ -21,9 +22,11 @@ def key_out(row: ApiKey) -> KeyOut:
     )
 
 
-@router.get("", response_model=list[KeyOut], responses=ERROR_RESPONSES)
-def list_keys(_: Admin, session: DbSession) -> list[KeyOut]:
-    return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.created_at))]
+@router.get("", response_model=Page[KeyOut], responses=ERROR_RESPONSES)
+def list_keys(*, limit: Limit = 50, offset: Offset = 0, _: Admin, session: DbSession) -> Page[KeyOut]:
+    """Every key, revoked ones too, oldest first (secrets are never shown again)."""
+    order = (ApiKey.created_at, ApiKey.id)
+    return page_of(session, select(ApiKey), order, limit, offset, lambda rows: [key_out(k) for k in rows])
 
 
 @router.post("", status_code=201, response_model=KeyCreated, responses=ERROR_RESPONSES)

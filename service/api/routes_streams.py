@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from service.addresses import AddressPolicy, check_url_host
 from service.api.deps import Admin, Context, DbSession, Reader, get_or_404
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES
-from service.api.schemas_streams import StreamCreate, StreamOut, StreamPage, StreamStatus, StreamUpdate
+from service.api.schemas_streams import StreamCreate, StreamOut, StreamStatus, StreamUpdate
 from service.db import audit
 from service.db.tables import Stream, new_id, utcnow
 from service.errors import NotFoundError
@@ -99,21 +100,21 @@ def create_stream(
     return stream_out(stream)
 
 
-@router.get("", response_model=StreamPage, responses=ERROR_RESPONSES)
+@router.get("", response_model=Page[StreamOut], responses=ERROR_RESPONSES)
 def list_streams(
     *,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: Limit = 50,
+    offset: Offset = 0,
     enabled: bool | None = Query(None, description="only enabled (true) or disabled (false) streams"),
     _: Reader,
     session: DbSession,
-) -> StreamPage:
+) -> Page[StreamOut]:
     query = select(Stream)
     if enabled is not None:
         query = query.where(Stream.enabled.is_(enabled))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Stream.created_at, Stream.id).limit(limit).offset(offset)).all()
-    return StreamPage(items=[stream_out(s) for s in rows], total=int(total), limit=limit, offset=offset)
+    return page_of(
+        session, query, (Stream.created_at, Stream.id), limit, offset, lambda rows: [stream_out(s) for s in rows]
+    )
 
 
 @router.get("/{stream_id}", response_model=StreamOut, responses=ERROR_RESPONSES)

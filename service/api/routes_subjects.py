@@ -1,5 +1,6 @@
 """Subjects and their enrolled sequences."""
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -9,13 +10,13 @@ from sqlalchemy.orm import Session
 
 from service.api.deps import Context, DbSession, Enroller, Reader, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import (
     ERROR_RESPONSES,
     JobOut,
     SequenceOut,
     SubjectCreate,
     SubjectOut,
-    SubjectPage,
     SubjectUpdate,
 )
 from service.api.submit import job_response, submit_job, wait_for
@@ -53,27 +54,28 @@ def create_subject(
     return _one_out(session, subject, ctx.recognizer.model_key)
 
 
-@router.get("", response_model=SubjectPage, responses=ERROR_RESPONSES)
+@router.get("", response_model=Page[SubjectOut], responses=ERROR_RESPONSES)
 def list_subjects(
     *,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: Limit = 50,
+    offset: Offset = 0,
     external_id: str | None = Query(None, max_length=200, description="exact external id"),
     name: str | None = Query(None, max_length=200, description="part of the name, case-insensitive"),
     _: Reader,
     session: DbSession,
     ctx: Context,
-) -> SubjectPage:
+) -> Page[SubjectOut]:
     query = select(Subject)
     if external_id is not None:
         query = query.where(Subject.external_id == external_id)
     if name:
         query = query.where(func.lower(Subject.name).contains(name.lower(), autoescape=True))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Subject.created_at, Subject.id).limit(limit).offset(offset)).all()
-    counts = subjects.sequence_counts(session, [s.id for s in rows], ctx.recognizer.model_key)
-    items = [_subject_out(s, counts[s.id]) for s in rows]
-    return SubjectPage(items=items, total=int(total), limit=limit, offset=offset)
+
+    def out(rows: Sequence[Subject]) -> list[SubjectOut]:
+        counts = subjects.sequence_counts(session, [s.id for s in rows], ctx.recognizer.model_key)
+        return [_subject_out(s, counts[s.id]) for s in rows]
+
+    return page_of(session, query, (Subject.created_at, Subject.id), limit, offset, out)
 
 
 @router.get("/{subject_id}", response_model=SubjectOut, responses=ERROR_RESPONSES)
@@ -112,28 +114,31 @@ def delete_subject(
     return Response(status_code=204)
 
 
-@router.get("/{subject_id}/sequences", response_model=list[SequenceOut], responses=ERROR_RESPONSES)
+@router.get("/{subject_id}/sequences", response_model=Page[SequenceOut], responses=ERROR_RESPONSES)
 def list_sequences(
+    *,
     subject_id: SubjectId,
+    limit: Limit = 50,
+    offset: Offset = 0,
     _: Reader,
     session: DbSession,
-) -> list[SequenceOut]:
+) -> Page[SequenceOut]:
+    """The subject's enrolled walks under every model version, oldest first."""
     get_or_404(session, Subject, subject_id, "subject")
-    rows = session.scalars(
-        select(GaitSequence).where(GaitSequence.subject_id == subject_id).order_by(GaitSequence.id)
-    ).all()
-    return [
-        SequenceOut(
-            id=r.id,
-            model=r.model_key,
-            frames=r.frames,
-            quality=r.quality,
-            source=r.source,
-            track_id=r.track_id,
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
+    query = select(GaitSequence).where(GaitSequence.subject_id == subject_id)
+    return page_of(session, query, (GaitSequence.id,), limit, offset, lambda rows: [_sequence_out(r) for r in rows])
+
+
+def _sequence_out(row: GaitSequence) -> SequenceOut:
+    return SequenceOut(
+        id=row.id,
+        model=row.model_key,
+        frames=row.frames,
+        quality=row.quality,
+        source=row.source,
+        track_id=row.track_id,
+        created_at=row.created_at,
+    )
 
 
 @router.delete("/{subject_id}/sequences/{sequence_id}", status_code=204, responses=ERROR_RESPONSES)

@@ -8,20 +8,19 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.api.deps import Admin, DbSession, get_or_404
+from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES
 from service.api.schemas_webhooks import (
     DeliveryAttempt,
     DeliveryOut,
-    DeliveryPage,
     DeliveryStatus,
     WebhookCreate,
     WebhookCreated,
     WebhookOut,
-    WebhookPage,
     WebhookUpdate,
 )
 from service.db import audit
@@ -102,17 +101,16 @@ def create_webhook(body: WebhookCreate, principal: Admin, session: DbSession) ->
     return _with_secret(row)
 
 
-@router.get("", response_model=WebhookPage, responses=ERROR_RESPONSES)
+@router.get("", response_model=Page[WebhookOut], responses=ERROR_RESPONSES)
 def list_webhooks(
     *,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: Limit = 50,
+    offset: Offset = 0,
     _: Admin,
     session: DbSession,
-) -> WebhookPage:
-    total = session.scalar(select(func.count()).select_from(Webhook)) or 0
-    rows = session.scalars(select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit).offset(offset))
-    return WebhookPage(items=[_webhook_out(r) for r in rows], total=int(total), limit=limit, offset=offset)
+) -> Page[WebhookOut]:
+    order = (Webhook.created_at, Webhook.id)
+    return page_of(session, select(Webhook), order, limit, offset, lambda rows: [_webhook_out(r) for r in rows])
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=ERROR_RESPONSES)
@@ -146,24 +144,23 @@ def delete_webhook(webhook_id: WebhookId, principal: Admin, session: DbSession) 
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=ERROR_RESPONSES)
+@router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryOut], responses=ERROR_RESPONSES)
 def list_deliveries(
     *,
     webhook_id: WebhookId,
     status: DeliveryStatus | None = Query(None, description="only deliveries in this state"),
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: Limit = 50,
+    offset: Offset = 0,
     _: Admin,
     session: DbSession,
-) -> DeliveryPage:
+) -> Page[DeliveryOut]:
     """The webhook's deliveries, newest first, each with the log of its attempts."""
     get_or_404(session, Webhook, webhook_id, "webhook")
     query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit).offset(offset))
-    return DeliveryPage(items=[_delivery_out(r) for r in rows], total=int(total), limit=limit, offset=offset)
+    order = (WebhookDelivery.id.desc(),)
+    return page_of(session, query, order, limit, offset, lambda rows: [_delivery_out(r) for r in rows])
 
 
 @router.post("/{webhook_id}/secret", response_model=WebhookCreated, responses=ERROR_RESPONSES)

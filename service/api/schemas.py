@@ -46,13 +46,6 @@ class SubjectOut(BaseModel):
     updated_at: datetime
 
 
-class SubjectPage(BaseModel):
-    items: list[SubjectOut]
-    total: int
-    limit: int
-    offset: int
-
-
 class SequenceOut(BaseModel):
     id: int
     model: str

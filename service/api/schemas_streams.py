@@ -6,7 +6,6 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.decode import NETWORK_PREFIXES, is_network_source
-from service.answers import IdentificationEvent
 
 MIN_ROI_SIDE = 0.05
 ROI_DESCRIPTION = (
@@ -108,17 +107,3 @@ class StreamOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     status: StreamStatus
-
-
-class StreamPage(BaseModel):
-    items: list[StreamOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class EventPage(BaseModel):
-    items: list[IdentificationEvent]
-    total: int
-    limit: int
-    offset: int

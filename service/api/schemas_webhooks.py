@@ -113,13 +113,6 @@ class WebhookCreated(WebhookOut):
     )
 
 
-class WebhookPage(BaseModel):
-    items: list[WebhookOut]
-    total: int
-    limit: int
-    offset: int
-
-
 class DeliveryAttempt(BaseModel):
     attempt: int = Field(description="1 for the first try")
     at: datetime = Field(description="when the answer (or the error) came")
@@ -178,10 +171,3 @@ class DeliveryOut(BaseModel):
     log: list[DeliveryAttempt] = Field(description="every attempt, oldest first")
     created_at: datetime
     delivered_at: datetime | None
-
-
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    total: int
-    limit: int
-    offset: int

@@ -57,6 +57,7 @@ def test_one_kept_track_per_walker(
             str(pose_model),
             "--annotate",
             str(tmp_path / "boxes.mp4"),
+            "--cache",
             timeout=600,
             env={"GAITID_CACHE_DIR": str(shared_cache)},  # the service tests reuse these pipeline results
         )
@@ -70,10 +71,10 @@ def test_one_kept_track_per_walker(
     for track in kept:
         sils = np.load(out / f"{track['track_id']}.npy")
         assert sils.dtype == np.uint8 and sils.shape[1:] == (64, 64) and len(sils) == track["good_frames"] >= 15
-        assert (out / f"{track['id']}.png").is_file()
+        assert (out / f"{track['track_id']}.png").is_file()
         # a walking person fills a plausible share of the 64×64 frame, not a box or a sliver
         fill = (sils > 127).mean()
-        assert 0.08 < fill < 0.45, f"track {track['id']} fill {fill:.2f}"
+        assert 0.08 < fill < 0.45, f"track {track['track_id']} fill {fill:.2f}"
     if clip == ANNOTATED:  # the annotated video plays, frame for frame
         with VideoSource(tmp_path / "boxes.mp4") as annotated:
             assert sum(1 for _ in annotated.frames()) == report["frames_processed"]

@@ -220,7 +220,7 @@ def test_subjects_crud_and_sequences(api: ServerProcess, keys: dict[str, str]):
         for seed in (1, 2):
             enrolled = client.post(f"/v1/subjects/{subject['id']}/enrollments?wait=120", files=npy_upload(seed))
             assert enrolled.status_code == 201, enrolled.text
-        sequences = client.get(f"/v1/subjects/{subject['id']}/sequences").json()
+        sequences = client.get(f"/v1/subjects/{subject['id']}/sequences").json()["items"]
         assert len(sequences) == 2 and client.get(f"/v1/subjects/{subject['id']}").json()["sequences"] == 2
         assert client.delete(f"/v1/subjects/{subject['id']}/sequences/{sequences[0]['id']}").status_code == 204
         assert client.get(f"/v1/subjects/{subject['id']}").json()["sequences"] == 1
@@ -338,7 +338,7 @@ def test_a_burst_gets_exactly_the_job_limit(api: ServerProcess, keys: dict[str, 
     with _client(api, keys, "identify") as client:
 
         def idle() -> bool:
-            return all(not client.get("/v1/jobs", params={"status": s}).json() for s in ("queued", "running"))
+            return all(not client.get("/v1/jobs", params={"status": s}).json()["items"] for s in ("queued", "running"))
 
         eventually(idle, 300, "earlier jobs ending")
         start = threading.Barrier(MAX_ACTIVE_JOBS + 5)

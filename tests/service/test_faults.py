@@ -253,7 +253,7 @@ def test_full_disk_during_an_upload_or_a_job_is_507_and_loses_nothing(tmp_path, 
         filler = _fill(data)
         enroll = client.post(f"/v1/subjects/{subject}/enrollments", files=npy_upload())
         _assert_error(enroll, 507, "insufficient_storage")
-        assert client.get("/v1/jobs").json() == []
+        assert client.get("/v1/jobs").json()["items"] == []
         assert db_scalar(database, "SELECT count(*) FROM jobs") == 0
 
         # room again: the same server takes work at once

@@ -106,7 +106,7 @@ def _closed_port_url(path: str = "/x.mp4") -> str:
 
 
 def _job_count(client: httpx.Client) -> int:
-    return len(client.get("/v1/jobs", params={"limit": 500}).json())
+    return client.get("/v1/jobs", params={"limit": 500}).json()["total"]
 
 
 def _assert_no_leak(api: ServerProcess, *bodies: str) -> None:
