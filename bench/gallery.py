@@ -28,6 +28,7 @@ import numpy as np
 
 from bench.report import BenchReport
 from models.matching import MatchingTransform
+from pipeline.defaults import cache_dir
 from service.cli.errors import CliInputError
 from service.gallery.grown import GrownGallery
 from service.gallery.index import INDEX_KINDS, GalleryIndex, IndexConfig
@@ -89,7 +90,7 @@ class _Source:
 def _real_source(args: argparse.Namespace) -> _Source:
     """Embed (once; cached under GAITID_CACHE_DIR/bench) a sample of the model's CASIA-B test subjects."""
     from models.evaluation.runner import embed_records, load_split, sample_per_subject
-    from models.loading import cache_dir, create_embedder
+    from models.loading import create_embedder
     from models.registry import resolve
 
     spec = resolve(args.model)

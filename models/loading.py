@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,13 +12,9 @@ from models.checkpoint import load_model
 from models.embedder import DEFAULT_MAX_BATCH_FRAMES, Embedder, OnnxEmbedder, Precision, TorchEmbedder
 from models.errors import ModelError
 from models.onnx_export import export_onnx, metadata_for
+from pipeline.defaults import cache_dir
 
 Backend = Literal["torch", "onnx"]
-
-
-def cache_dir() -> Path:
-    """Where derived files (ONNX exports of checkpoints) are kept: ``GAITID_CACHE_DIR`` or ``./var/cache``."""
-    return Path(os.environ.get("GAITID_CACHE_DIR", "var/cache"))
 
 
 def _file_digest(path: Path) -> str:

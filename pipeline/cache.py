@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.decode import VideoInfo, is_network_source
+from pipeline.defaults import cache_dir
 from pipeline.extract import FrameHook, PipelineConfig, PipelineResult, Progress, StageTimes, extract_tracks
 from pipeline.tracks import Track
 
@@ -122,7 +123,7 @@ def _boxes(raw: list[list[Any]]) -> list[tuple[int, tuple[float, float, float, f
 
 def default_cache() -> TrackCache:
     """The cache under ``GAITID_CACHE_DIR`` (default ``./var/cache``), shared by the CLI and the service."""
-    return TrackCache(Path(os.environ.get("GAITID_CACHE_DIR", "var/cache")) / "tracks")
+    return TrackCache(cache_dir() / "tracks")
 
 
 def extract_cached(

@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from pipeline import defaults
 from pipeline.errors import (
     BadOptionError,
     SourceUnreachableError,
@@ -36,10 +37,10 @@ NETWORK_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "ht
 class DecodeLimits:
     """What a source may be: longer or larger sources are refused with a clear error."""
 
-    max_duration_s: float = 600.0
+    max_duration_s: float = defaults.MAX_DURATION_S
     max_width: int = 3840
     max_height: int = 3840
-    frame_stride: int = 1  # keep every k-th decoded frame
+    frame_stride: int = defaults.FRAME_STRIDE  # keep every k-th decoded frame
     open_timeout_s: float = 10.0
     read_timeout_s: float = 10.0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import defaults
 from pipeline.bytetrack import ByteTracker, ByteTrackSettings
 from pipeline.errors import BadOptionError
 from pipeline.nanodet import Boxes, NanoDetDetector, NanoDetSpec, is_nanodet
@@ -29,14 +30,14 @@ TRACKER_CONFIGS = {
 class DetectorConfig:
     weights: Path
     person_classes: tuple[int, ...] | None = None  # None: "person" by name, else every class
-    image_size: int = 640
-    confidence: float = 0.1  # low: ByteTrack uses low-score boxes in its second association round
+    image_size: int = defaults.DETECTOR_IMAGE_SIZE
+    confidence: float = defaults.DETECTOR_CONFIDENCE
     nms_iou: float = 0.6
-    tracker: str = "bytetrack"
-    device: str = "cpu"
+    tracker: str = defaults.TRACKER
+    device: str = defaults.DETECTOR_DEVICE
     # Run the detector on at most every k-th frame and let the tracker's motion model carry the boxes
     # in between; it still runs at once when tracked people overlap or move fast (NanoDet path only).
-    detect_every: int = 1
+    detect_every: int = defaults.DETECT_EVERY
 
 
 @dataclass(frozen=True)

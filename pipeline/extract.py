@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import defaults
 from pipeline.decode import DecodeLimits, Frame, VideoInfo, VideoSource
 from pipeline.detect import Detection, DetectorConfig, PersonTracker
 from pipeline.quality import QualityConfig, frame_problem, mask_problem, track_verdict
@@ -23,7 +24,7 @@ STAGES = ("decode", "detect_track", "segment", "normalize")
 @dataclass(frozen=True)
 class PipelineConfig:
     detector: DetectorConfig
-    segmenter: str = "pose"
+    segmenter: str = defaults.SEGMENTER
     onnx_segmenter: OnnxSegmenterConfig | None = None
     pose_model: Path | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)

