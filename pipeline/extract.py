@@ -36,6 +36,49 @@ class PipelineConfig:
     segment_margin: float = 0.1
 
 
+def make_pipeline_config(
+    *,
+    detector_weights: Path | None = None,
+    segmenter: str = defaults.SEGMENTER,
+    segmenter_model: Path | None = None,
+    person_classes: tuple[int, ...] | None = None,
+    image_size: int = defaults.DETECTOR_IMAGE_SIZE,
+    confidence: float = defaults.DETECTOR_CONFIDENCE,
+    tracker: str = defaults.TRACKER,
+    device: str = defaults.DETECTOR_DEVICE,
+    detect_every: int = defaults.DETECT_EVERY,
+    min_good_frames: int = defaults.MIN_GOOD_FRAMES,
+    max_duration_s: float = defaults.MAX_DURATION_S,
+    frame_stride: int = defaults.FRAME_STRIDE,
+    rotate: int = 0,
+) -> PipelineConfig:
+    """The configuration for the flat settings a user gives, the service's and the command line's alike.
+
+    The one place that turns them into the nested configuration, so that the same values run the
+    same pipeline wherever they come from. ``detector_weights`` defaults to ``GAITID_DETECTOR_WEIGHTS``
+    or the fetched NanoDet file; ``segmenter_model`` is the pose model for ``pose`` (default
+    ``GAITID_POSE_MODEL`` or the fetched one) and the model file for ``onnx``; the other segmenters
+    need none.
+    """
+    return PipelineConfig(
+        detector=DetectorConfig(
+            weights=detector_weights or defaults.detector_weights(),
+            person_classes=person_classes,
+            image_size=image_size,
+            confidence=confidence,
+            tracker=tracker,
+            device=device,
+            detect_every=detect_every,
+        ),
+        segmenter=segmenter,
+        onnx_segmenter=OnnxSegmenterConfig(segmenter_model) if segmenter == "onnx" and segmenter_model else None,
+        pose_model=(segmenter_model or defaults.pose_model()) if segmenter == "pose" else None,
+        quality=QualityConfig(min_good_frames=min_good_frames),
+        limits=DecodeLimits(max_duration_s=max_duration_s, frame_stride=frame_stride),
+        rotate=rotate,
+    )
+
+
 @dataclass
 class StageTimes:
     """Seconds spent per stage and frames processed."""

@@ -1,31 +1,16 @@
 """``gaitid silhouettes``: video in, one silhouette sequence per walking person out."""
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
+from pipeline import defaults
 from pipeline.cache import default_cache, extract_cached
-from pipeline.decode import DecodeLimits
-from pipeline.detect import TRACKER_CONFIGS, DetectorConfig
-from pipeline.extract import PipelineConfig
+from pipeline.detect import TRACKER_CONFIGS
+from pipeline.extract import PipelineConfig, make_pipeline_config
 from pipeline.output import Annotator, write_outputs
-from pipeline.quality import QualityConfig
-from pipeline.segment import SEGMENTERS, OnnxSegmenterConfig
-
-DEFAULT_DETECTOR = Path("var/weights/person_nanodet.onnx")
-DEFAULT_POSE_MODEL = Path("var/weights/pose_landmark_full.tflite")
-
-
-def default_detector() -> Path:
-    """``GAITID_DETECTOR_WEIGHTS`` or the person detector ``make detector`` fetches."""
-    return Path(os.environ.get("GAITID_DETECTOR_WEIGHTS", DEFAULT_DETECTOR))
-
-
-def default_pose_model() -> Path:
-    """``GAITID_POSE_MODEL`` or the pose-segmentation model ``make segmenter`` fetches."""
-    return Path(os.environ.get("GAITID_POSE_MODEL", DEFAULT_POSE_MODEL))
+from pipeline.segment import SEGMENTERS
 
 
 class ProgressLine:
@@ -60,53 +45,75 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--detector",
         type=Path,
         default=None,
-        help=f"YOLO weights (.pt/.onnx/.engine); default $GAITID_DETECTOR_WEIGHTS or {DEFAULT_DETECTOR}",
+        help=f"YOLO weights (.pt/.onnx/.engine); default $GAITID_DETECTOR_WEIGHTS or {defaults.DETECTOR_WEIGHTS}",
     )
     parser.add_argument("--classes", help="comma list of class ids that are people (default: 'person', else all)")
-    parser.add_argument("--imgsz", type=int, default=640, help="detector input size (default 640)")
-    parser.add_argument("--conf", type=float, default=0.1, help="detector confidence floor (default 0.1)")
-    parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default="bytetrack")
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        default=defaults.DETECTOR_IMAGE_SIZE,
+        help=f"detector input size (default {defaults.DETECTOR_IMAGE_SIZE})",
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        default=defaults.DETECTOR_CONFIDENCE,
+        help=f"detector confidence floor (default {defaults.DETECTOR_CONFIDENCE})",
+    )
+    parser.add_argument("--tracker", choices=sorted(TRACKER_CONFIGS), default=defaults.TRACKER)
     parser.add_argument(
         "--detect-every",
         type=int,
-        default=DetectorConfig.detect_every,
+        default=defaults.DETECT_EVERY,
         help="run the NanoDet detector on every k-th frame, the tracker's motion model in between; "
-        f"still every frame where people overlap or move fast (default {DetectorConfig.detect_every})",
+        f"still every frame where people overlap or move fast (default {defaults.DETECT_EVERY})",
     )
     parser.add_argument(
         "--segmenter",
         choices=SEGMENTERS,
-        default="pose",
-        help="pose (default, any camera), bgsub (fixed cameras), grabcut (no weights), "
-        "yolo (seg model given as --detector), onnx (--seg-model)",
+        default=defaults.SEGMENTER,
+        help="pose (any camera), bgsub (fixed cameras), grabcut (no weights), "
+        f"yolo (seg model given as --detector), onnx (--seg-model); default {defaults.SEGMENTER}",
     )
     parser.add_argument(
         "--seg-model",
         type=Path,
-        help=f"model for --segmenter pose (default $GAITID_POSE_MODEL or {DEFAULT_POSE_MODEL}) or onnx",
+        help=f"model for --segmenter pose (default $GAITID_POSE_MODEL or {defaults.POSE_MODEL}) or onnx",
     )
-    parser.add_argument("--stride", type=int, default=1, help="process every k-th frame (default 1)")
-    parser.add_argument("--max-duration", type=float, default=600.0, help="refuse longer videos (s)")
-    parser.add_argument("--min-good-frames", type=int, default=15, help="frames a track needs to be kept")
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=defaults.FRAME_STRIDE,
+        help=f"process every k-th frame (default {defaults.FRAME_STRIDE})",
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=defaults.MAX_DURATION_S,
+        help=f"refuse longer videos (s; default {defaults.MAX_DURATION_S:g})",
+    )
+    parser.add_argument(
+        "--min-good-frames",
+        type=int,
+        default=defaults.MIN_GOOD_FRAMES,
+        help=f"frames a track needs to be kept (default {defaults.MIN_GOOD_FRAMES})",
+    )
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    classes = tuple(int(c) for c in args.classes.split(",")) if args.classes else None
-    detector = DetectorConfig(
-        weights=args.detector or default_detector(),
-        person_classes=classes,
+    """The pipeline configuration of :func:`add_pipeline_options`' options."""
+    return make_pipeline_config(
+        detector_weights=args.detector,
+        segmenter=args.segmenter,
+        segmenter_model=args.seg_model,
+        person_classes=tuple(int(c) for c in args.classes.split(",")) if args.classes else None,
         image_size=args.imgsz,
         confidence=args.conf,
         tracker=args.tracker,
         detect_every=args.detect_every,
-    )
-    return PipelineConfig(
-        detector=detector,
-        segmenter=args.segmenter,
-        onnx_segmenter=OnnxSegmenterConfig(args.seg_model) if args.seg_model and args.segmenter == "onnx" else None,
-        pose_model=(args.seg_model or default_pose_model()) if args.segmenter == "pose" else None,
-        quality=QualityConfig(min_good_frames=args.min_good_frames),
-        limits=DecodeLimits(max_duration_s=args.max_duration, frame_stride=args.stride),
+        min_good_frames=args.min_good_frames,
+        max_duration_s=args.max_duration,
+        frame_stride=args.stride,
         rotate=args.rotate,
     )
 

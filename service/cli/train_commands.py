@@ -25,7 +25,7 @@ from pipeline.cache import default_cache
 from service.cli.errors import CliInputError
 from service.cli.model_commands import WeightsChoice, add_weights_options, weights_from_args
 from service.cli.output import format_table
-from service.recognition import pipeline_config
+from service.pipeline_settings import pipeline_config
 from service.settings import Settings
 
 _RAW = argparse.RawDescriptionHelpFormatter
