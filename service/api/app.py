@@ -19,6 +19,7 @@ from service.api import (
     routes_subjects,
     routes_webhooks,
 )
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestContext
 from service.context import ServiceContext
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by service.api.docs, with local assets
+        redoc_url=None,
         openapi_tags=[
             {"name": "subjects", "description": "people and their enrolled walks"},
             {"name": "identify", "description": "who walks in a video"},
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
+    install_docs(app)
     for module in (
         routes_subjects,
         routes_jobs,

@@ -11,11 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -26,6 +28,9 @@ from service.auth import issue_key
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import upgrade
 from tests.conftest import REPO, missing, walking_blob
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 POSTGRES_ADMIN_URL = os.environ.get("GAITID_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 READY_TIMEOUT_S = 180
@@ -129,6 +134,24 @@ class ServerProcess:
     def client(self, key: str | None = None, timeout: float = 600) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@contextmanager
+def serve_in_process(app: "FastAPI") -> Iterator[str]:
+    """``app`` behind a real uvicorn server on 127.0.0.1, in a thread of this process (so that a test can
+    reach the app's state, e.g. its database engine); yields the URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started or not thread.is_alive(), 180, "the in-process server to start")
+        assert server.started, "the in-process server did not start (see the log above)"
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def eventually(probe: Callable[[], object], timeout_s: float, what: str = "the condition", every_s: float = 0.1):

@@ -243,7 +243,9 @@ def test_cancel_a_running_job_then_a_job_interrupted_too_often_fails(tmp_path, w
             target=lambda: waited.append(client.post(f"{path}?{WAIT}", files=_video(videos_dir, RUNNING_CLIP)))
         )
         waiting.start()
-        job = eventually(lambda: client.get("/v1/jobs", params={"status": "running"}).json()["items"], 120, "a running job")[0]
+        job = eventually(
+            lambda: client.get("/v1/jobs", params={"status": "running"}).json()["items"], 120, "a running job"
+        )[0]
         cancelled = client.delete(f"/v1/jobs/{job['id']}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
         waiting.join(120)

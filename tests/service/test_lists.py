@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import event
 
 from service.api.app import create_app
@@ -22,7 +21,7 @@ from service.db.migrate import upgrade
 from service.db.tables import GaitSequence, Subject
 from service.gallery.sync import embedding_to_bytes, record_change
 from service.settings import Settings
-from tests.service.conftest import eventually, free_port
+from tests.service.conftest import serve_in_process
 
 SUBJECTS = 120
 
@@ -54,29 +53,21 @@ def _seed(database_url: str) -> str:
 
 @pytest.fixture()
 def in_process_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, list[str]]]:
-    """The service's URL and the list its engine appends every executed statement to."""
+    """The service's URL, a read key, and the list its engine appends every executed statement to."""
     upgrade(database_url)
     key = _seed(database_url)
     app = create_app(Settings(database_url=database_url, data_dir=tmp_path / "data"))  # type: ignore[call-arg]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started, 180, "the in-process server to start")
-    statements: list[str] = []
+    with serve_in_process(app) as url:
+        statements: list[str] = []
 
-    def count(*args: object) -> None:
-        # requests run on AnyIO's worker threads; the job runner, webhook dispatcher and stream manager
-        # poll the same engine from their own threads, which is not what a request costs
-        if threading.current_thread().name.startswith("AnyIO worker thread"):
-            statements.append(str(args[2]))
+        def count(*args: object) -> None:
+            # requests run on AnyIO's worker threads; the job runner, webhook dispatcher and stream manager
+            # poll the same engine from their own threads, which is not what a request costs
+            if threading.current_thread().name.startswith("AnyIO worker thread"):
+                statements.append(str(args[2]))
 
-    event.listen(app.state.ctx.engine, "before_cursor_execute", count)
-    url = f"http://127.0.0.1:{server.config.port}"
-    try:
+        event.listen(app.state.ctx.engine, "before_cursor_execute", count)
         yield url, key, statements
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def test_listing_subjects_costs_the_same_statements_for_5_or_all(in_process_server):
