@@ -52,6 +52,7 @@ COPY service service
 COPY pipeline pipeline
 COPY models models
 COPY bench bench
+COPY cli_common cli_common
 COPY migrations migrations
 # The GPU builds replace the CPU ones: onnxruntime-gpu instead of onnxruntime, faiss-gpu instead of faiss-cpu.
 # Each pair shares one package folder, so the GPU builds are reinstalled after the CPU ones are removed.

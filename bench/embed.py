@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from bench.report import BenchReport
+from cli_common.errors import CliInputError
+from cli_common.weights import add_weights_options, weights_from_args
 from models.architectures import build_model
 from models.checkpoint import load_model
 from models.embedder import Embedder, OnnxEmbedder, TorchEmbedder
 from models.onnx_export import export_onnx
-from service.cli.errors import CliInputError
-from service.cli.model_commands import add_weights_options, weights_from_args
 
 _BACKENDS = ("torch", "onnx", "torch-cuda-fp16", "onnx-cuda")
 
@@ -92,14 +92,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "embed",
-        help="embedding speed: backend × frames × batch",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench embed\n  gaitid bench embed --arch deepgaitv2 --lengths 30 --batches 1\n"
-        "  gaitid bench embed --backends torch-cuda-fp16,onnx-cuda   # on a GPU host",
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench embed\n  gaitid bench embed --arch deepgaitv2 --lengths 30 --batches 1\n"
+        "  gaitid bench embed --backends torch-cuda-fp16,onnx-cuda   # on a GPU host"
     )
     add_weights_options(parser)
     parser.set_defaults(arch="gaitbase")

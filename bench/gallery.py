@@ -27,9 +27,9 @@ import faiss
 import numpy as np
 
 from bench.report import BenchReport
+from cli_common.errors import CliInputError
 from models.matching import MatchingTransform
 from pipeline.defaults import cache_dir
-from service.cli.errors import CliInputError
 from service.gallery.grown import GrownGallery
 from service.gallery.index import INDEX_KINDS, GalleryIndex, IndexConfig
 from service.gallery.synthetic import SubjectGallery, SyntheticGallery
@@ -198,16 +198,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "gallery",
-        help="gallery index: build, memory, latency, recall per size × kind",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench gallery\n"
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench gallery\n"
         "  gaitid bench gallery --sizes 10000,100000,1000000 --kinds flat,auto\n"
         "  gaitid bench gallery --sizes 100000 --kinds pq --threads 2\n"
-        "  gaitid bench gallery --real --model default --sizes 100000,1000000 --kinds auto",
+        "  gaitid bench gallery --real --model default --sizes 100000,1000000 --kinds auto"
     )
     parser.add_argument("--sizes", default="10000,100000", help="gallery entries, comma list (default 10000,100000)")
     parser.add_argument("--kinds", default="flat,auto", help=f"comma list from {', '.join(INDEX_KINDS)}")

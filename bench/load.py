@@ -233,15 +233,12 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "load",
-        help="the embedded default under a burst of identify uploads and reads",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench load ../shared/videos/walk_indoor_a_probe.mp4\n"
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench load ../shared/videos/walk_indoor_a_probe.mp4\n"
         "  gaitid bench load walk.mp4 --uploads 10 --reads 100 --json load.json\n"
-        "  gaitid bench load walk.mp4 --url http://gpu-host:8000 --key gid_...",
+        "  gaitid bench load walk.mp4 --url http://gpu-host:8000 --key gid_..."
     )
     parser.add_argument("video", type=Path)
     parser.add_argument("--uploads", type=int, default=50, help="identify uploads sent at once (default 50)")

@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.report import BenchReport
-from pipeline.detect import DetectorConfig, fixed_input_size
+from cli_common.pipeline_options import add_pipeline_options, pipeline_config_from_args
+from pipeline import defaults
+from pipeline.detect import fixed_input_size
 from pipeline.extract import STAGES, extract_tracks
-from service.cli.pipeline_commands import add_pipeline_options, pipeline_config_from_args
 
 
 def _ints(text: str) -> list[int]:
@@ -30,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     fixed = fixed_input_size(base.detector)
     sizes = [fixed] if fixed else _ints(args.sizes)
     print(f"gaitid bench pipeline: {args.video}, segmenter {base.segmenter}", flush=True)
-    if fixed and args.sizes != str(DetectorConfig.image_size):
+    if fixed and args.sizes != str(defaults.DETECTOR_IMAGE_SIZE):
         print(f"  the detector runs at its own {fixed} px input; --sizes applies to YOLO weights", flush=True)
     headers = ["imgsz", "stride", "detect every", "frames", *(f"{s} ms" for s in STAGES), "total ms", "frames/s"]
     report = BenchReport([*headers, "kept", "default"])
@@ -43,8 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         frames = max(1, result.frames)
         stage_ms = {s: 1000 * result.times.seconds[s] / frames for s in STAGES}
-        default = (size == fixed or size == DetectorConfig.image_size) and stride == 1
-        default = default and every == DetectorConfig.detect_every
+        default = (size == fixed or size == defaults.DETECTOR_IMAGE_SIZE) and stride == defaults.FRAME_STRIDE
+        default = default and every == defaults.DETECT_EVERY
         row = {
             "imgsz": size,
             "stride": stride,
@@ -66,21 +67,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "pipeline",
-        help="per-stage pipeline speed on a video",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench pipeline walk.mp4\n"
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench pipeline walk.mp4\n"
         "  gaitid bench pipeline walk.mp4 --sizes 320,416,640 --strides 1,2\n"
-        "  gaitid bench pipeline walk.mp4 --detect-everys 1,2,3 --json pipeline.json",
+        "  gaitid bench pipeline walk.mp4 --detect-everys 1,2,3 --json pipeline.json"
     )
     parser.add_argument("video")
-    parser.add_argument("--sizes", default="640", help="detector input sizes to compare (default 640)")
-    parser.add_argument("--strides", default="1", help="frame strides to compare (default 1)")
     parser.add_argument(
-        "--detect-everys", default=str(DetectorConfig.detect_every), help="detection intervals to compare, e.g. 1,2,3"
+        "--sizes",
+        default=str(defaults.DETECTOR_IMAGE_SIZE),
+        help=f"detector input sizes to compare (default {defaults.DETECTOR_IMAGE_SIZE})",
+    )
+    parser.add_argument(
+        "--strides",
+        default=str(defaults.FRAME_STRIDE),
+        help=f"frame strides to compare (default {defaults.FRAME_STRIDE})",
+    )
+    parser.add_argument(
+        "--detect-everys", default=str(defaults.DETECT_EVERY), help="detection intervals to compare, e.g. 1,2,3"
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     add_pipeline_options(parser)

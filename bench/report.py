@@ -3,7 +3,7 @@ then the whole table once all rows are in."""
 
 from collections.abc import Sequence
 
-from service.cli.output import format_table
+from cli_common.tables import format_table
 
 
 class BenchReport:

@@ -131,14 +131,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "stream",
-        help="sustained fps per live stream and frame-to-event latency",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench stream ../shared/videos/walk_indoor_a_probe.mp4\n"
-        "  gaitid bench stream clip.mp4 --streams 1,2,4,8 --width 1280 --max-fps 25 --seconds 60",
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench stream ../shared/videos/walk_indoor_a_probe.mp4\n"
+        "  gaitid bench stream clip.mp4 --streams 1,2,4,8 --width 1280 --max-fps 25 --seconds 60"
     )
     parser.add_argument("video", help="the clip each simulated camera plays in a loop")
     parser.add_argument("--streams", default="1,2", help="stream counts to measure (default 1,2)")

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from bench.report import BenchReport
+from cli_common.errors import CliInputError
 from models.architectures import ARCHITECTURE_NAMES, build_model, make_config
 from models.training.losses import part_cross_entropy, triplet_loss
-from service.cli.errors import CliInputError
 
 FULL_CHANNELS = (64, 128, 256, 512)
 
@@ -74,13 +74,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(stages: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = stages.add_parser(
-        "train",
-        help="training-step speed per network width",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="examples:\n  gaitid bench train\n  gaitid bench train --widths 1 --frames 30 --device cuda --amp bf16",
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.epilog = (
+        "examples:\n  gaitid bench train\n  gaitid bench train --widths 1 --frames 30 --device cuda --amp bf16"
     )
     parser.add_argument("--arch", choices=ARCHITECTURE_NAMES, default="gaitbase")
     parser.add_argument("--widths", default="1,0.5,0.25", help="channel multipliers (default 1,0.5,0.25)")

@@ -1,6 +1,6 @@
 """Every error code the code can give is named by a test, or listed here with the reason it is not.
 
-The codes are read from the source (``service/``, ``pipeline/``, ``models/``): ``code = "..."`` class
+The codes are read from the source (``service/``, ``pipeline/``, ``models/``, ``cli_common/``): ``code = "..."`` class
 attributes and assignments (``error_code`` too), ``code=`` arguments, the second argument of an
 ``...Error(message, "code")`` call, and ``{"code": "..."}`` literals. A test "names" a code when the
 code appears as a string in a test module other than this one. Run this file as a script to list the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-SOURCES = ("service", "pipeline", "models")
+SOURCES = ("service", "pipeline", "models", "cli_common")
 CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Codes no test provokes, each with why. A code leaves this list when a test names it (the test

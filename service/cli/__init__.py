@@ -1,26 +1,52 @@
 """The ``gaitid`` command line: one entry point for every tool of the product.
 
-Each command lives in its own module with a ``register(subparsers)`` function. Errors that
-come from bad input (a missing file, an unusable checkpoint, a malformed array) are printed
-as one line ``gaitid: error [code]: message`` and exit with status 2, never a traceback.
+Each command is defined by a ``configure_*`` function in its own module, named in :data:`COMMANDS`
+and imported only when the command runs (``service.cli.lazy``): ``gaitid --help`` and light
+commands start without torch or SQLAlchemy. Errors that come from bad input (a missing file, an
+unusable checkpoint, a malformed array) are printed as one line ``gaitid: error [code]: message``
+and exit with status 2, never a traceback.
 """
 
 import argparse
 import sys
 from collections.abc import Sequence
 
+from cli_common.errors import CliInputError
 from models.errors import ModelError
 from pipeline.errors import PipelineError
-from service.cli import (
-    bench_command,
-    client_commands,
-    model_commands,
-    pipeline_commands,
-    service_commands,
-    train_commands,
-)
-from service.cli.errors import CliInputError
+from service.cli.lazy import Command, add_commands
 from service.errors import ServiceError
+
+COMMANDS = (
+    Command("serve", "run the REST service", "service.cli.service_commands:configure_serve"),
+    Command("worker", "run a Celery job worker (GAITID_JOBS=celery)", "service.cli.service_commands:configure_worker"),
+    Command("db", "database migrations (Alembic)", "service.cli.service_commands:configure_db"),
+    Command("keys", "create, list and revoke API keys", "service.cli.service_commands:configure_keys"),
+    Command("events", "prune old stream events", "service.cli.service_commands:configure_events"),
+    Command("enroll", "enroll a person's walk on a GaitID server", "service.cli.client_commands:configure_enroll"),
+    Command(
+        "identify",
+        "identify the people walking in a video on a GaitID server",
+        "service.cli.client_commands:configure_identify",
+    ),
+    Command(
+        "embed", "embed silhouette sequences (.npy) with a gait model", "service.cli.model_commands:configure_embed"
+    ),
+    Command("export", "export a model to one ONNX file", "service.cli.model_commands:configure_export"),
+    Command("models", "list, show and register gait models", "service.cli.registry_commands:configure_models"),
+    Command(
+        "silhouettes",
+        "extract per-person silhouette sequences from a video",
+        "service.cli.pipeline_commands:configure_silhouettes",
+    ),
+    Command("train", "train a gait model from a YAML config", "service.cli.train_commands:configure_train"),
+    Command(
+        "evaluate",
+        "evaluate a model on CASIA-B, real clips or a partitioned dataset",
+        "service.cli.train_commands:configure_evaluate",
+    ),
+    Command("bench", "benchmark a stage and print a table", "service.cli.bench_command:configure_bench"),
+)
 
 _EPILOG = """examples:
   gaitid serve
@@ -41,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service_commands, client_commands, model_commands, pipeline_commands, train_commands, bench_command):
-        module.register(subparsers)
+    add_commands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 

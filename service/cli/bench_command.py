@@ -1,25 +1,23 @@
-"""``gaitid bench``: the per-stage benchmarks that live in the ``bench`` package."""
+"""``gaitid bench``: the per-stage benchmarks of the ``bench`` package.
+
+A stage's module (with its torch, FAISS or server imports) is imported only when that stage runs;
+the ``bench`` package itself never imports the command line (both use ``cli_common``).
+"""
 
 import argparse
 
-from bench import embed as embed_bench
-from bench import gallery as gallery_bench
-from bench import load as load_bench
-from bench import pipeline as pipeline_bench
-from bench import stream as stream_bench
-from bench import train as train_bench
+from service.cli.lazy import Command, add_commands
+
+STAGES = (
+    Command("embed", "embedding speed: backend × frames × batch", "bench.embed:configure"),
+    Command("train", "training-step speed per network width", "bench.train:configure"),
+    Command("pipeline", "per-stage pipeline speed on a video", "bench.pipeline:configure"),
+    Command("gallery", "gallery index: build, memory, latency, recall per size × kind", "bench.gallery:configure"),
+    Command("stream", "sustained fps per live stream and frame-to-event latency", "bench.stream:configure"),
+    Command("load", "the embedded default under a burst of identify uploads and reads", "bench.load:configure"),
+)
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    bench = subparsers.add_parser(
-        "bench",
-        help="benchmark a stage and print a table",
-        description="Speed benchmarks, one per stage. They print tables; they are not tests.",
-    )
-    stages = bench.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    embed_bench.register(stages)
-    train_bench.register(stages)
-    pipeline_bench.register(stages)
-    gallery_bench.register(stages)
-    stream_bench.register(stages)
-    load_bench.register(stages)
+def configure_bench(bench: argparse.ArgumentParser) -> None:
+    bench.description = "Speed benchmarks, one per stage. They print tables; they are not tests."
+    add_commands(bench, STAGES, dest="stage", metavar="STAGE")

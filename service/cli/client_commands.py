@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from service.cli.errors import CliInputError
-from service.cli.output import format_table
+from cli_common.errors import CliInputError
+from cli_common.tables import format_table
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _POLL_S = 1.0
@@ -171,16 +171,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the job as JSON")
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    raw = argparse.RawDescriptionHelpFormatter
-    enroll = subparsers.add_parser(
-        "enroll",
-        help="enroll a person's walk on a GaitID server",
-        formatter_class=raw,
-        description="Upload a video of one person walking (or pick a track with --track-id) and enroll it.\n"
-        "With --external-id the subject is found, or created, by your own id.",
-        epilog="examples:\n  gaitid enroll walk.mp4 --external-id emp-42 --name 'Jane Doe'\n"
-        "  gaitid enroll group.mp4 --subject 3f2c...e1 --track-id 2 --server http://gaitid:8000",
+def configure_enroll(enroll: argparse.ArgumentParser) -> None:
+    enroll.description = (
+        "Upload a video of one person walking (or pick a track with --track-id) and enroll it.\n"
+        "With --external-id the subject is found, or created, by your own id."
+    )
+    enroll.epilog = (
+        "examples:\n  gaitid enroll walk.mp4 --external-id emp-42 --name 'Jane Doe'\n"
+        "  gaitid enroll group.mp4 --subject 3f2c...e1 --track-id 2 --server http://gaitid:8000"
     )
     _add_common(enroll)
     who = enroll.add_mutually_exclusive_group(required=True)
@@ -190,15 +188,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     enroll.add_argument("--track-id", type=int, help="which walking person, when the video shows several")
     enroll.set_defaults(handler=_cmd_enroll)
 
-    identify = subparsers.add_parser(
-        "identify",
-        help="identify the people walking in a video on a GaitID server",
-        formatter_class=raw,
-        description="Upload a video (or send a URL) and print, per person: match (subject, confidence), unknown\n"
+
+def configure_identify(identify: argparse.ArgumentParser) -> None:
+    identify.description = (
+        "Upload a video (or send a URL) and print, per person: match (subject, confidence), unknown\n"
         "(with the closest subject) or insufficient (too few good frames). The confidence is the model's\n"
-        "calibrated probability of the same person; the similarity is the raw mean per-part cosine.",
-        epilog="examples:\n  gaitid identify probe.mp4\n  gaitid identify https://cams.local/clip.mp4 --json",
+        "calibrated probability of the same person; the similarity is the raw mean per-part cosine."
     )
+    identify.epilog = "examples:\n  gaitid identify probe.mp4\n  gaitid identify https://cams.local/clip.mp4 --json"
     _add_common(identify)
     identify.add_argument(
         "--threshold",

@@ -5,9 +5,9 @@ import sys
 
 from sqlalchemy import select
 
+from cli_common.errors import CliInputError
+from cli_common.tables import format_table
 from service.auth import ROLES, issue_key, revoke_key
-from service.cli.errors import CliInputError
-from service.cli.output import format_table
 from service.db import audit
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import current_revision, downgrade, head_revision, require_migrated, upgrade
@@ -116,52 +116,42 @@ def _cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    raw = argparse.RawDescriptionHelpFormatter
-    serve = subparsers.add_parser(
-        "serve",
-        help="run the REST service",
-        formatter_class=raw,
-        description="Run the GaitID REST API (settings from GAITID_* variables; see deploy/.env.example).",
-        epilog="examples:\n  gaitid serve\n  gaitid serve --host 0.0.0.0 --port 8080 --migrate\n"
-        "  GAITID_DATABASE_URL=postgresql+psycopg://gaitid@db/gaitid gaitid serve",
+def configure_serve(serve: argparse.ArgumentParser) -> None:
+    serve.description = "Run the GaitID REST API (settings from GAITID_* variables; see deploy/.env.example)."
+    serve.epilog = (
+        "examples:\n  gaitid serve\n  gaitid serve --host 0.0.0.0 --port 8080 --migrate\n"
+        "  GAITID_DATABASE_URL=postgresql+psycopg://gaitid@db/gaitid gaitid serve"
     )
     serve.add_argument("--host", help="bind address (default $GAITID_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default $GAITID_PORT or 8000)")
     serve.add_argument("--migrate", action="store_true", help="run `gaitid db upgrade` first")
     serve.set_defaults(handler=_cmd_serve)
 
-    worker = subparsers.add_parser(
-        "worker",
-        help="run a Celery job worker (GAITID_JOBS=celery)",
-        formatter_class=raw,
-        description="Process enroll/identify jobs from Redis (GAITID_REDIS_URL); loads the model once per process.\n"
-        "Run one per GPU (or a few on a CPU host); the API must run with GAITID_JOBS=celery.",
-        epilog="examples:\n  GAITID_JOBS=celery gaitid worker\n  gaitid worker --concurrency 2 --hostname gpu0@%h",
+
+def configure_worker(worker: argparse.ArgumentParser) -> None:
+    worker.description = (
+        "Process enroll/identify jobs from Redis (GAITID_REDIS_URL); loads the model once per process.\n"
+        "Run one per GPU (or a few on a CPU host); the API must run with GAITID_JOBS=celery."
     )
+    worker.epilog = "examples:\n  GAITID_JOBS=celery gaitid worker\n  gaitid worker --concurrency 2 --hostname gpu0@%h"
     worker.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1: one per GPU)")
     worker.add_argument("--loglevel", default="info", choices=("debug", "info", "warning", "error"))
     worker.add_argument("--hostname", help="Celery node name (default celery@HOST)")
     worker.set_defaults(handler=_cmd_worker)
 
-    db = subparsers.add_parser(
-        "db",
-        help="database migrations (Alembic)",
-        formatter_class=raw,
-        description="Migrate the database named by GAITID_DATABASE_URL (default sqlite:///var/gaitid.db).",
-        epilog="examples:\n  gaitid db upgrade\n  gaitid db current\n  gaitid db downgrade base",
-    )
+
+def configure_db(db: argparse.ArgumentParser) -> None:
+    db.description = "Migrate the database named by GAITID_DATABASE_URL (default sqlite:///var/gaitid.db)."
+    db.epilog = "examples:\n  gaitid db upgrade\n  gaitid db current\n  gaitid db downgrade base"
     db.add_argument("action", choices=("upgrade", "downgrade", "current"))
     db.add_argument("revision", nargs="?", help="target revision (upgrade: default head)")
     db.set_defaults(handler=_cmd_db)
 
-    keys = subparsers.add_parser(
-        "keys",
-        help="create, list and revoke API keys",
-        formatter_class=raw,
-        description="Manage API keys directly in the database (how the first admin key is made).",
-        epilog="examples:\n  gaitid keys create --role admin --name ops\n  gaitid keys list\n"
-        "  gaitid keys revoke KEY_ID",
+
+def configure_keys(keys: argparse.ArgumentParser) -> None:
+    keys.description = "Manage API keys directly in the database (how the first admin key is made)."
+    keys.epilog = (
+        "examples:\n  gaitid keys create --role admin --name ops\n  gaitid keys list\n  gaitid keys revoke KEY_ID"
     )
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a key and print it once")
@@ -172,14 +162,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     revoke.add_argument("key_id")
     keys.set_defaults(handler=_cmd_keys)
 
-    events = subparsers.add_parser(
-        "events",
-        help="prune old stream events",
-        formatter_class=raw,
-        description="Delete stream events older than a number of days, with their webhook deliveries and\n"
-        "snapshot files (GAITID_EVENT_RETENTION_DAYS does the same hourly inside the service).",
-        epilog="examples:\n  gaitid events prune --older-than 30 --dry-run\n  gaitid events prune --older-than 30",
+
+def configure_events(events: argparse.ArgumentParser) -> None:
+    events.description = (
+        "Delete stream events older than a number of days, with their webhook deliveries and\n"
+        "snapshot files (GAITID_EVENT_RETENTION_DAYS does the same hourly inside the service)."
     )
+    events.epilog = "examples:\n  gaitid events prune --older-than 30 --dry-run\n  gaitid events prune --older-than 30"
     event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
     prune = event_actions.add_parser("prune", help="delete events older than --older-than days")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days (e.g. 30, 0.5)")

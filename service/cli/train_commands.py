@@ -7,6 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cli_common.errors import CliInputError
+from cli_common.tables import format_table
+from cli_common.weights import WeightsChoice, add_weights_options, weights_from_args
 from models.embedder import Embedder
 from models.evaluation.casia_b import CasiaBResult, format_casia_b
 from models.evaluation.clips import (
@@ -22,9 +25,7 @@ from models.matching import WHOLE_SEQUENCE, Windowing
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
 from pipeline.cache import default_cache
-from service.cli.errors import CliInputError
-from service.cli.model_commands import WeightsChoice, add_weights_options, weights_from_args
-from service.cli.output import format_table
+from pipeline.defaults import cache_dir
 from service.pipeline_settings import pipeline_config
 from service.settings import Settings
 
@@ -175,18 +176,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    train = subparsers.add_parser(
-        "train",
-        help="train a gait model from a YAML config",
-        formatter_class=_RAW,
-        description="Train with P×K triplet batches, triplet + cross-entropy losses, SGD and a multi-step\n"
+def configure_train(train: argparse.ArgumentParser) -> None:
+    train.description = (
+        "Train with P×K triplet batches, triplet + cross-entropy losses, SGD and a multi-step\n"
         "schedule. Checkpoints (OpenGait format) go to RUN_DIR/checkpoints, TensorBoard logs to\n"
-        "RUN_DIR/tensorboard. Several GPUs: torchrun --nproc-per-node N -m service.cli train ...",
-        epilog="examples:\n  gaitid train --config configs/gaitbase_cpu.yaml\n"
+        "RUN_DIR/tensorboard. Several GPUs: torchrun --nproc-per-node N -m service.cli train ..."
+    )
+    train.epilog = (
+        "examples:\n  gaitid train --config configs/gaitbase_cpu.yaml\n"
         "  gaitid train --config configs/gaitbase_cpu.yaml --resume      # continue exactly\n"
         "  gaitid train --config configs/gaitbase_cpu.yaml --resume-from training-state/gaitbase-cpu.pt\n"
-        "  gaitid train --config configs/gaitbase_casiab.yaml --iterations 1000 --run-dir var/runs/try",
+        "  gaitid train --config configs/gaitbase_casiab.yaml --iterations 1000 --run-dir var/runs/try"
     )
     train.add_argument("--config", type=Path, required=True)
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
@@ -195,22 +195,23 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     train.add_argument("--run-dir", type=Path, help="override the run folder")
     train.set_defaults(handler=_cmd_train)
 
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="evaluate a model on CASIA-B, real clips or a partitioned dataset",
-        formatter_class=_RAW,
-        description="CASIA-B: gallery nm-01..04, probes NM/BG/CL, rank-1 per probe view averaged over the\n"
+
+def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
+    evaluate.description = (
+        "CASIA-B: gallery nm-01..04, probes NM/BG/CL, rank-1 per probe view averaged over the\n"
         "other gallery views (identical view excluded), euclidean (raw embedding) and cosine (after the\n"
         "matching transform), open-set thresholds on the calibrated confidence, and the calibration's\n"
         "expected error. A model without a calibration gets one fitted on the training split (--fit-subjects).\n"
         "clips: the real-clip protocol (--protocol): enrol people from real videos, identify them in\n"
         "others through the service's pipeline and decisions; confusion table, decisions, open-set pass.\n"
-        "generic: rank-1/5/10, mAP and mINP on the TEST_SET of a partition file.",
-        epilog="examples:\n"
+        "generic: rank-1/5/10, mAP and mINP on the TEST_SET of a partition file."
+    )
+    evaluate.epilog = (
+        "examples:\n"
         "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --model default --json out.json\n"
         "  gaitid evaluate --dataset clips --data ../shared/videos --model default --json clips.json\n"
         "  gaitid evaluate --dataset generic --data DATA --partition part.json --probe-conditions nm-05,nm-06 "
-        "--checkpoint m.pt --arch gaitbase",
+        "--checkpoint m.pt --arch gaitbase"
     )
     add_weights_options(evaluate)
     evaluate.add_argument("--dataset", choices=["casia-b", "clips", "generic"], default="casia-b")
@@ -245,7 +246,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     evaluate.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path("var/cache/datasets"),
-        help="decoded-dataset cache (default var/cache/datasets)",
+        default=cache_dir() / "datasets",
+        help="decoded-dataset cache (default $GAITID_CACHE_DIR/datasets, now %(default)s)",
     )
     evaluate.set_defaults(handler=_cmd_evaluate)

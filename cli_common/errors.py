@@ -1,4 +1,4 @@
-"""Errors of the command line itself (files and arguments), with a machine-readable code."""
+"""Errors in the inputs of the command line and the benchmarks (files, options), with a machine-readable code."""
 
 
 class CliInputError(Exception):
