@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from pipeline import defaults
+from pipeline.cache import TrackCache, default_cache
 from pipeline.detect import TRACKER_CONFIGS
 from pipeline.extract import PipelineConfig, make_pipeline_config
 from pipeline.segment import SEGMENTERS
@@ -97,3 +98,20 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         frame_stride=args.stride,
         rotate=args.rotate,
     )
+
+
+def add_cache_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--cache``/``--no-cache``: keep ``what`` (pipeline results) for later runs; off by default as in the service."""
+    parser.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.KEEP_TRACKS,
+        help=f"keep {what} under $GAITID_CACHE_DIR/tracks (default {defaults.CACHE_DIR}/tracks), keyed by file "
+        "content, so the same file is not processed again; they are silhouettes, biometric data "
+        f"(default {'on' if defaults.KEEP_TRACKS else 'off'}, as GAITID_PIPELINE_CACHE in the service)",
+    )
+
+
+def cache_from_args(args: argparse.Namespace) -> TrackCache | None:
+    """The track cache :func:`add_cache_option` asked for, or None."""
+    return default_cache() if args.cache else None

@@ -214,7 +214,7 @@ def clip_pipeline(
         if (clip, rotate) not in done:
             out = tmp_path_factory.mktemp(f"silhouettes-{Path(clip).stem}")
             args = ["silhouettes", str(videos_dir / clip), "--out", str(out), "--rotate", str(rotate)]
-            args += ["--detector", str(detector_weights), "--seg-model", str(pose_model)]
+            args += ["--detector", str(detector_weights), "--seg-model", str(pose_model), "--cache"]
             printed, errors = io.StringIO(), io.StringIO()
             with (
                 mock.patch.dict(os.environ, {"GAITID_CACHE_DIR": str(shared_cache)}),

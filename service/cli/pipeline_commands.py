@@ -5,8 +5,13 @@ import sys
 import time
 from pathlib import Path
 
-from cli_common.pipeline_options import add_pipeline_options, pipeline_config_from_args
-from pipeline.cache import default_cache, extract_cached
+from cli_common.pipeline_options import (
+    add_cache_option,
+    add_pipeline_options,
+    cache_from_args,
+    pipeline_config_from_args,
+)
+from pipeline.cache import extract_cached
 from pipeline.output import Annotator, write_outputs
 
 
@@ -40,8 +45,7 @@ def _cmd_silhouettes(args: argparse.Namespace) -> int:
             with VideoSource(args.video, config.limits, config.rotate) as probe:
                 fps = probe.info.fps / config.limits.frame_stride
             annotator = Annotator(args.annotate, fps)
-        cache = None if args.no_cache else default_cache()
-        result = extract_cached(args.video, config, cache, progress=progress, on_frame=annotator)
+        result = extract_cached(args.video, config, cache_from_args(args), progress=progress, on_frame=annotator)
     finally:
         progress.done()
         if annotator:
@@ -71,8 +75,6 @@ def configure_silhouettes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file, http(s) URL or rtsp:// stream")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--annotate", type=Path, help="also write the video with boxes and track ids")
-    parser.add_argument(
-        "--no-cache", action="store_true", help="always run the pipeline (results are cached per file content)"
-    )
+    add_cache_option(parser, "the tracks")
     add_pipeline_options(parser)
     parser.set_defaults(handler=_cmd_silhouettes)

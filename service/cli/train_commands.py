@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_common.errors import CliInputError
+from cli_common.pipeline_options import add_cache_option, cache_from_args
 from cli_common.tables import format_table
 from cli_common.weights import WeightsChoice, add_weights_options, weights_from_args
 from models.embedder import Embedder
@@ -24,7 +25,6 @@ from models.loading import create_embedder
 from models.matching import WHOLE_SEQUENCE, Windowing
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
-from pipeline.cache import default_cache
 from pipeline.defaults import cache_dir
 from service.pipeline_settings import pipeline_config
 from service.settings import Settings
@@ -137,7 +137,7 @@ def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) 
         pipeline_config(Settings()),
         args.data,
         load_protocol(args.protocol),
-        default_cache(),  # evaluation clips are re-read with every model: their tracks are kept
+        cache_from_args(args),
         lambda clip: print(f"pipeline: {clip}", file=sys.stderr, flush=True),
     )
     print(format_clips_report(report))
@@ -238,6 +238,7 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
         type=Path,
         help="a CASIA-B evaluation JSON whose fitted matching and thresholds --checkpoint uses (clips)",
     )
+    add_cache_option(evaluate, "the clips' tracks (--dataset clips)")
     evaluate.add_argument("--partition", type=Path, help="partition JSON with TEST_SET (generic)")
     evaluate.add_argument("--probe-conditions", help="comma list of probe conditions (generic)")
     evaluate.add_argument("--json", type=Path, help="write the full report here")

@@ -72,7 +72,7 @@ def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, 
     out = tmp_path / "clips.json"
     result = run_cli(
         *("evaluate", "--dataset", "clips", "--data", str(videos_dir), "--model", "default", "--backend", "onnx"),
-        *("--protocol", str(protocol), "--json", str(out)),
+        *("--protocol", str(protocol), "--json", str(out), "--cache"),
         env=env,
         timeout=1200,
     )

@@ -1,7 +1,15 @@
 """Settings: every variable the product reads is documented, and files and the environment both work."""
 
+import argparse
 import re
 
+from cli_common.pipeline_options import (
+    add_cache_option,
+    add_pipeline_options,
+    cache_from_args,
+    pipeline_config_from_args,
+)
+from service.pipeline_settings import pipeline_config
 from service.settings import Settings, documented_variables, load_settings
 from tests.conftest import REPO
 
@@ -30,3 +38,18 @@ def test_environment_wins_over_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GAITID_PORT", "9100")
     settings = load_settings()
     assert (settings.port, settings.top_k) == (9100, 7)
+
+
+def test_the_service_and_the_cli_run_the_same_pipeline_by_default(monkeypatch):
+    """Both take their defaults from pipeline.defaults: no option or setting drifts, and neither keeps tracks."""
+    for name in documented_variables():
+        monkeypatch.delenv(name, raising=False)
+    parser = argparse.ArgumentParser()
+    add_pipeline_options(parser)
+    add_cache_option(parser, "the tracks")
+    options = parser.parse_args([])
+    settings = Settings()
+    assert pipeline_config_from_args(options) == pipeline_config(settings)
+    assert cache_from_args(options) is None and not settings.pipeline_cache
+    monkeypatch.setenv("GAITID_DETECTOR_WEIGHTS", "elsewhere/detector.onnx")  # read by both, each its own way
+    assert pipeline_config_from_args(options) == pipeline_config(Settings())
