@@ -83,6 +83,8 @@ class EnrollResult(BaseModel):
 
 
 class StreamBrief(BaseModel):
+    """A stream as an event names it."""
+
     id: str = Field(description="the stream's id (GET /v1/streams/{id})")
     name: str = Field(description="the stream's name (empty if the stream was deleted since)")
 
@@ -93,7 +95,7 @@ class IdentificationEvent(BaseModel):
 
     id: int = Field(description="the event's id, increasing (Last-Event-ID on Server-Sent Events)")
     type: Literal["identification"] = Field(description="what happened; the one kind of event so far")
-    stream: StreamBrief
+    stream: StreamBrief = Field(description="the stream the person was seen on")
     track_id: int = Field(description="the tracker's number for the person on this stream")
     update: int = Field(description="0: first identification of the track; n: the n-th changed answer since")
     started_at: datetime = Field(description="when the person was first seen")

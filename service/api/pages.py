@@ -4,11 +4,13 @@ A client (the web console, the CLI, a script) pages every list the same way; ``t
 rows matching the filters over all pages, so "page 3 of 7" needs no second request.
 """
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -20,8 +22,15 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="the most rows to r
 Offset = Annotated[int, Query(ge=0, le=10**9, description="rows to skip (the rows before this page)")]
 
 
+def _generic_description(schema: JsonDict) -> None:
+    """Describe every ``Page[X]`` by ``Page``'s docstring: pydantic leaves a parametrized model's ``__doc__`` unset."""
+    schema.setdefault("description", inspect.cleandoc(Page.__doc__ or ""))
+
+
 class Page(BaseModel, Generic[Item]):
-    """One page of a list."""
+    """One page of a list, and how many rows the whole list has; the next page starts at offset + limit."""
+
+    model_config = ConfigDict(json_schema_extra=_generic_description)
 
     items: list[Item] = Field(description="this page's rows, in the list's order")
     total: int = Field(description="rows matching the filters, over all pages")

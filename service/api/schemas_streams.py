@@ -47,6 +47,8 @@ class _StreamChecks(BaseModel):
 
 
 class StreamCreate(_StreamChecks):
+    """A camera stream to watch (admin)."""
+
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
@@ -55,7 +57,7 @@ class StreamCreate(_StreamChecks):
         examples=["rtsp://viewer:secret@cam-lobby.local:554/stream1"],
         description="answers show it with the password replaced by ***",
     )
-    name: str = Field("", max_length=200, examples=["lobby entrance"])
+    name: str = Field("", max_length=200, examples=["lobby entrance"], description="display name; may be empty")
     max_fps: float = Field(10.0, gt=0, le=60, description="frames per second taken from the stream at most")
     roi: list[float] | None = Field(None, min_length=4, max_length=4, description=ROI_DESCRIPTION)
     match_threshold: float | None = Field(
@@ -64,21 +66,33 @@ class StreamCreate(_StreamChecks):
         le=1,
         description="this stream's open-set threshold (a confidence for calibrated models); default: the service's",
     )
-    enabled: bool = True
+    enabled: bool = Field(True, description="read the stream now; false: keep it defined but idle")
 
 
 class StreamUpdate(_StreamChecks):
+    """Changes to a stream: only the fields present change; null clears roi and match_threshold only."""
+
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, min_length=1, max_length=2000)
-    name: str | None = Field(None, max_length=200)
-    max_fps: float | None = Field(None, gt=0, le=60)
-    roi: list[float] | None = Field(None, min_length=4, max_length=4, description=ROI_DESCRIPTION)
-    match_threshold: float | None = Field(None, ge=-1, le=1)
-    enabled: bool | None = None
+    url: str | None = Field(
+        None, min_length=1, max_length=2000, description="new stream URL (rtsp://, http(s):// ...); not null"
+    )
+    name: str | None = Field(None, max_length=200, description="new display name; not null")
+    max_fps: float | None = Field(
+        None, gt=0, le=60, description="frames per second taken from the stream at most; not null"
+    )
+    roi: list[float] | None = Field(
+        None, min_length=4, max_length=4, description=ROI_DESCRIPTION + "; null: the whole frame"
+    )
+    match_threshold: float | None = Field(
+        None, ge=-1, le=1, description="this stream's open-set threshold; null: the service's again"
+    )
+    enabled: bool | None = Field(None, description="start (true) or stop (false) reading the stream; not null")
 
 
 class StreamStatus(BaseModel):
+    """How the stream is doing, as last reported by the process that reads it."""
+
     state: Literal["starting", "connecting", "connected", "reconnecting", "error", "disabled", "stopped", "unowned"] = (
         Field(
             description="connected: frames are arriving; reconnecting: the source failed and is retried with back-off; "
@@ -86,24 +100,30 @@ class StreamStatus(BaseModel):
             "unowned: its process stopped answering, another takes it over when it has room"
         )
     )
-    connected: bool
+    connected: bool = Field(description="true exactly when state is connected")
     fps_in: float = Field(description="frames per second the source delivers")
     fps_out: float = Field(description="frames per second the pipeline processes")
     frames_dropped: int = Field(description="frames skipped because the pipeline was busy")
-    last_frame_at: datetime | None
-    last_error: str | None
-    owner: str | None = Field(description="the process reading the stream")
-    updated_at: datetime | None
+    last_frame_at: datetime | None = Field(description="when the latest frame arrived (UTC); null before the first one")
+    last_error: str | None = Field(
+        description="why reading or processing last failed (password hidden); null when the last report had none"
+    )
+    owner: str | None = Field(description="the process reading the stream (host:pid:tag); null when none holds it")
+    updated_at: datetime | None = Field(
+        description="when this status was last written (UTC); null if no process has taken the stream yet"
+    )
 
 
 class StreamOut(BaseModel):
-    id: str
-    name: str
-    url: str
-    max_fps: float
-    roi: list[float] | None
-    match_threshold: float | None
-    enabled: bool
-    created_at: datetime
-    updated_at: datetime
-    status: StreamStatus
+    """A camera stream: its definition and its status."""
+
+    id: str = Field(description="the stream's id (a UUID), assigned by the service")
+    name: str = Field(description="display name; may be empty")
+    url: str = Field(description="the stream URL, with any password replaced by ***")
+    max_fps: float = Field(description="frames per second taken from the stream at most")
+    roi: list[float] | None = Field(description=ROI_DESCRIPTION + "; null: the whole frame")
+    match_threshold: float | None = Field(description="this stream's open-set threshold; null: the service's")
+    enabled: bool = Field(description="whether the stream is to be read")
+    created_at: datetime = Field(description="when the stream was registered (UTC)")
+    updated_at: datetime = Field(description="when the definition last changed through the API (UTC)")
+    status: StreamStatus = Field(description="the stream's runtime status")

@@ -53,6 +53,8 @@ _WEBHOOK_EXAMPLE = {
 
 
 class WebhookCreate(BaseModel):
+    """An HTTP endpoint to receive stream events, each request signed (admin)."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_WEBHOOK_EXAMPLE]})
 
     url: WebhookUrl
@@ -69,10 +71,12 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}, {"decisions": None}]})
 
-    url: WebhookUrl | None = None
-    description: str | None = Field(None, max_length=200)
+    url: WebhookUrl | None = Field(None, description="new endpoint URL, also for deliveries still pending; not null")
+    description: str | None = Field(None, max_length=200, description="new note for people; not null")
     decisions: Decisions = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(
+        None, description="false stops deliveries (pending ones are dropped); true resumes with new events; not null"
+    )
 
     @model_validator(mode="after")
     def _no_null_values(self) -> Self:
@@ -86,6 +90,8 @@ class WebhookUpdate(BaseModel):
 
 
 class WebhookOut(BaseModel):
+    """A webhook, without its signing secret."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -98,31 +104,39 @@ class WebhookOut(BaseModel):
         }
     )
 
-    id: str
-    url: str
-    description: str
-    stream_id: str | None = Field(description="null: events of every stream")
-    decisions: list[EventDecision] | None = Field(description="null: every decision")
-    enabled: bool
-    created_at: datetime
+    id: str = Field(description="the webhook's id (a UUID), assigned by the service")
+    url: str = Field(description="where events are POSTed")
+    description: str = Field(description="the note for people; may be empty")
+    stream_id: str | None = Field(description="only this stream's events are sent; null: events of every stream")
+    decisions: list[EventDecision] | None = Field(
+        description="only events with these decisions are sent (sorted, no repeats); null: every decision"
+    )
+    enabled: bool = Field(description="whether new events are delivered")
+    created_at: datetime = Field(description="when the webhook was registered (UTC)")
 
 
 class WebhookCreated(WebhookOut):
+    """A webhook with its signing secret: only the answers to creating it and to rotating the secret show it."""
+
     secret: str = Field(
         description="signs every request (header X-GaitID-Signature); shown only once, store it with the receiver"
     )
 
 
 class DeliveryAttempt(BaseModel):
+    """One try at POSTing an event to a webhook."""
+
     attempt: int = Field(description="1 for the first try")
     at: datetime = Field(description="when the answer (or the error) came")
     status_code: int | None = Field(description="the endpoint's HTTP status; null when it gave none")
     error: str | None = Field(description="why the attempt failed: HTTP status, connection error, timeout")
     ms: int = Field(description="milliseconds the attempt took")
-    by: str = Field(description="the process (host:pid) that sent it")
+    by: str = Field(description="the process (host:pid:tag) that sent it")
 
 
 class DeliveryOut(BaseModel):
+    """One event owed to one webhook: its state and every attempt at sending it."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -161,13 +175,21 @@ class DeliveryOut(BaseModel):
     )
 
     id: int = Field(description="also sent as the X-GaitID-Delivery header, for receivers to deduplicate")
-    webhook_id: str
-    event_id: int
-    status: DeliveryStatus
-    attempts: int
+    webhook_id: str = Field(description="the webhook the event is sent to")
+    event_id: int = Field(description="the event sent (GET /v1/events/{id}); the request body is that event")
+    status: DeliveryStatus = Field(
+        description="pending: not yet delivered, retried with back-off; delivered: a 2xx answer came; "
+        "failed: GAITID_WEBHOOK_MAX_ATTEMPTS attempts failed, or the webhook was disabled "
+        "(POST .../retry sends it again)"
+    )
+    attempts: int = Field(description="attempts of the current round (a retry starts a new round at 0)")
     next_attempt_at: datetime | None = Field(description="when the next try is due; null once delivered or failed")
-    last_status_code: int | None
-    last_error: str | None
+    last_status_code: int | None = Field(
+        description="the endpoint's HTTP status at the latest attempt; null before any or when it gave none"
+    )
+    last_error: str | None = Field(
+        description="why the latest attempt failed, or that the webhook was disabled; null before any or on success"
+    )
     log: list[DeliveryAttempt] = Field(description="every attempt, oldest first")
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: datetime = Field(description="when the delivery was owed: the event was recorded (UTC)")
+    delivered_at: datetime | None = Field(description="when the endpoint accepted it (UTC); null until delivered")
