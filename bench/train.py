@@ -12,7 +12,8 @@ import torch
 
 from bench.report import BenchReport
 from cli_common.errors import CliInputError
-from models.architectures import ARCHITECTURE_NAMES, build_model, make_config
+from models.architectures import build_model
+from models.configs import ARCHITECTURE_NAMES, make_config
 from models.training.losses import part_cross_entropy, triplet_loss
 
 FULL_CHANNELS = (64, 128, 256, 512)

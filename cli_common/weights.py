@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cli_common.errors import CliInputError
-from models.architectures import ARCHITECTURE_NAMES, ArchConfig, make_config
-from models.outputs import MATCHING_FEATURES
+from models.configs import ARCHITECTURE_NAMES, MATCHING_FEATURES, ArchConfig, make_config
 from models.registry import ModelSpec, resolve
 
 

@@ -6,52 +6,23 @@ hand-written settings.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.deepgaitv2 import DeepGaitV2, DeepGaitV2Config
-from models.errors import ModelError
-from models.gaitbase import GaitBase, GaitBaseConfig
-from models.mapping import dataclass_from_mapping
+from models.configs import ArchConfig, config_class
+from models.deepgaitv2 import DeepGaitV2
+from models.gaitbase import GaitBase
 
-ArchConfig = GaitBaseConfig | DeepGaitV2Config
-
-_ARCHITECTURES: dict[str, tuple[type[nn.Module], type[ArchConfig]]] = {
-    "gaitbase": (GaitBase, GaitBaseConfig),
-    "deepgaitv2": (DeepGaitV2, DeepGaitV2Config),
-}
-
-ARCHITECTURE_NAMES = tuple(_ARCHITECTURES)
-
-
-def _lookup(arch: str) -> tuple[type[nn.Module], type[ArchConfig]]:
-    try:
-        return _ARCHITECTURES[arch]
-    except KeyError:
-        raise ModelError(
-            f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURE_NAMES)}",
-            code="unknown_architecture",
-        ) from None
-
-
-def make_config(arch: str, values: Mapping[str, Any] | None = None) -> ArchConfig:
-    """Build an architecture's config from a mapping (lists become tuples); unknown keys are an error."""
-    _, config_cls = _lookup(arch)
-    return dataclass_from_mapping(config_cls, values, f"{arch} config", "bad_model_config")
-
-
-def config_to_dict(config: ArchConfig) -> dict[str, Any]:
-    """A config as plain YAML/JSON-friendly values."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+_NETWORKS: dict[str, type[nn.Module]] = {"gaitbase": GaitBase, "deepgaitv2": DeepGaitV2}
 
 
 def build_model(arch: str, config: ArchConfig | None = None) -> nn.Module:
     """Instantiate an architecture (randomly initialised) from its config."""
-    model_cls, config_cls = _lookup(arch)
-    return model_cls(config or config_cls())
+    config_cls = config_class(arch)
+    return _NETWORKS[arch](config or config_cls())
 
 
 # Per architecture, the weight of each stage's first convolution, by block index: stage widths
@@ -87,8 +58,7 @@ def infer_config(arch: str, state: Mapping[str, torch.Tensor], base: ArchConfig 
     Falls back to ``base`` (or the defaults) for anything the tensors do not show, such as
     strides; a checkpoint of another architecture is left to the strict load to report.
     """
-    _, config_cls = _lookup(arch)
-    config = base or config_cls()
+    config = base or config_class(arch)()
     updates: dict[str, Any] = {}
     stages = _stages(arch, state)
     if stages is not None:

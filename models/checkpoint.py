@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.architectures import ArchConfig, build_model, infer_config
+from models.architectures import build_model, infer_config
+from models.configs import ArchConfig
 from models.errors import CheckpointError
 
 _MODULE_PREFIX = "module."

@@ -9,11 +9,10 @@ Temporal convolutions mix neighbouring frames, so padded frames are zeroed befor
 them: a sequence in a padded batch then sees exactly the zero padding it would see alone.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from models.configs import DeepGaitV2Config
 from models.layers import (
     PerFrame,
     ResidualBlock2D,
@@ -24,22 +23,7 @@ from models.layers import (
     temporal_max,
     zero_padded_frames,
 )
-from models.outputs import GaitOutput, check_matching, neck_output
-
-
-@dataclass(frozen=True)
-class DeepGaitV2Config:
-    """Shape of a DeepGaitV2 (P3D) network; the defaults are OpenGait's CASIA-B configuration."""
-
-    channels: tuple[int, int, int, int] = (64, 128, 256, 512)
-    layers: tuple[int, int, int, int] = (1, 1, 1, 1)
-    parts: int = 16
-    embedding_dim: int = 256
-    classes: int = 74
-    matching: str = "embedding"  # or "bnneck": see models.outputs.MATCHING_FEATURES
-
-    def __post_init__(self) -> None:
-        check_matching(self.matching)
+from models.outputs import GaitOutput, neck_output
 
 
 def conv_bn(in_channels: int, out_channels: int, stride: int, relu: bool) -> PerFrame:

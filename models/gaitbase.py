@@ -7,11 +7,10 @@ and a BNNeck classifier used only for training. Parameter names follow OpenGait'
 checkpoint layout (``Backbone.forward_block.*``, ``FCs.fc_bin``, ``BNNecks.*``).
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from models.configs import GaitBaseConfig
 from models.layers import (
     PerFrame,
     ResidualBlock2D,
@@ -20,23 +19,7 @@ from models.layers import (
     horizontal_pyramid_pool,
     temporal_max,
 )
-from models.outputs import GaitOutput, check_matching, neck_output
-
-
-@dataclass(frozen=True)
-class GaitBaseConfig:
-    """Shape of a GaitBase network; the defaults are OpenGait's CASIA-B configuration."""
-
-    channels: tuple[int, int, int, int] = (64, 128, 256, 512)
-    layers: tuple[int, int, int, int] = (1, 1, 1, 1)
-    strides: tuple[int, int, int, int] = (1, 2, 2, 1)
-    parts: int = 16
-    embedding_dim: int = 256
-    classes: int = 74
-    matching: str = "embedding"  # or "bnneck": see models.outputs.MATCHING_FEATURES
-
-    def __post_init__(self) -> None:
-        check_matching(self.matching)
+from models.outputs import GaitOutput, neck_output
 
 
 class StemConv(nn.Module):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from torch import nn
 
-from models.architectures import ArchConfig, config_to_dict
 from models.checkpoint import load_model
+from models.configs import ArchConfig, config_to_dict
 from models.embedder import DEFAULT_MAX_BATCH_FRAMES, Embedder, OnnxEmbedder, Precision, TorchEmbedder
 from models.errors import ModelError
 from models.onnx_export import export_onnx, metadata_for

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import yaml
 
-from models.architectures import config_to_dict
 from models.checkpoint import load_model, read_checkpoint
+from models.configs import config_to_dict
 from models.evaluation.clips import format_scores
 from models.matching import MatchingTransform
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
-from models.architectures import ArchConfig, make_config
+from models.configs import ArchConfig, config_to_dict, make_config
 from models.errors import ModelError, UnknownModelError, one_line
 from models.matching import Calibration, MatchingTransform, Windowing
 
@@ -147,10 +147,12 @@ def write_user_card(
     weights: Path,
     version: str = "1",
     metric: Metric = "cosine",
+    config: ArchConfig | None = None,
     thresholds: dict[str, float] | None = None,
     description: str = "",
 ) -> Path:
-    """Register a user-supplied checkpoint under ``name`` in the user models folder."""
+    """Register a user-supplied checkpoint under ``name`` in the user models folder; ``config`` (the shape
+    read off the checkpoint) goes into the card, so the gallery knows the embedding's shape."""
     folder = user_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {
@@ -159,6 +161,7 @@ def write_user_card(
         "arch": arch,
         "weights": str(weights.resolve()),
         "metric": metric,
+        **({"config": config_to_dict(config)} if config is not None else {}),
         "thresholds": dict(thresholds or {}),
         "description": description,
     }

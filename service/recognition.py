@@ -19,12 +19,10 @@ from models.loading import create_embedder
 from models.matching import Candidate, Verdict, decide, embed_walks
 from models.registry import ModelSpec, resolve
 from pipeline.cache import default_cache, extract_cached
-from pipeline.decode import DecodeLimits
-from pipeline.detect import DetectorConfig
-from pipeline.extract import PipelineConfig, PipelineResult
-from pipeline.quality import QualityConfig
+from pipeline.extract import PipelineResult
 from service.errors import UnprocessableError
 from service.gallery.sync import Gallery
+from service.pipeline_settings import pipeline_config
 from service.settings import Settings
 
 
@@ -44,21 +42,6 @@ def answer_walk(gallery: Gallery, embedding: np.ndarray, threshold: float, top_k
 
 class JobCancelledError(Exception):
     """Raised inside long work when the job was cancelled; the work stops at the next frame."""
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    return PipelineConfig(
-        detector=DetectorConfig(
-            weights=settings.detector_weights,
-            image_size=settings.detector_image_size,
-            device=settings.detector_device,
-            detect_every=settings.detect_every,
-        ),
-        segmenter=settings.segmenter,
-        pose_model=settings.pose_model if settings.segmenter == "pose" else None,
-        quality=QualityConfig(min_good_frames=settings.min_good_frames),
-        limits=DecodeLimits(max_duration_s=settings.max_video_seconds),
-    )
 
 
 class Recognizer:

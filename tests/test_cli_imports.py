@@ -43,6 +43,13 @@ def test_help_lists_every_command_without_torch_or_sqlalchemy(argv: list[str]) -
         assert command.name in printed and command.help in printed, printed
 
 
+def test_listing_models_reads_the_cards_without_torch() -> None:
+    """The registry reads model cards with models.configs, torch-free; only loading a network needs torch."""
+    printed, loaded = _loaded_by("from service.cli import main\nmain(['models', 'list'])")
+    assert "default" in printed and "gaitbase" in printed, printed
+    assert not loaded & set(HEAVY), f"gaitid models list imported {sorted(loaded & set(HEAVY))}"
+
+
 def test_the_benchmarks_do_not_import_the_command_line() -> None:
     stages = ", ".join(f"bench.{path.stem}" for path in sorted((REPO / "bench").glob("[!_]*.py")))
     printed, loaded = _loaded_by(f"import {stages}\nprint('service.cli' in sys.modules)")

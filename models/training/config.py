@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from models.architectures import ArchConfig, make_config
+from models.configs import ArchConfig, make_config
 from models.errors import ModelError, one_line
 from models.mapping import dataclass_from_mapping
 from models.training.footage import FootageConfig

@@ -21,8 +21,9 @@ import torch
 import yaml
 from torch import nn
 
-from models.architectures import build_model, config_to_dict
+from models.architectures import build_model
 from models.checkpoint import read_checkpoint, save_checkpoint, state_dict_of
+from models.configs import config_to_dict
 from models.data.casia_b import SilhouetteDataset, iter_subject_range
 from models.errors import ModelError
 from models.training.config import TrainConfig

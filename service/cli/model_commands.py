@@ -7,8 +7,8 @@ import numpy as np
 
 from cli_common.errors import CliInputError
 from cli_common.weights import add_weights_options, weights_from_args
-from models.architectures import config_to_dict
 from models.checkpoint import load_model
+from models.configs import config_to_dict
 from models.loading import create_embedder
 from models.onnx_export import export_onnx, max_difference_vs_torch, metadata_for
 

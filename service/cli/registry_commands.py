@@ -5,8 +5,7 @@ from pathlib import Path
 
 from cli_common.errors import CliInputError
 from cli_common.tables import format_table
-from models.architectures import ARCHITECTURE_NAMES, config_to_dict
-from models.checkpoint import load_model
+from models.configs import ARCHITECTURE_NAMES, config_to_dict
 from models.registry import ModelSpec, list_models, resolve, user_models_dir, write_user_card
 
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -58,7 +57,12 @@ def _calibration_text(spec: ModelSpec) -> str:
 
 
 def _cmd_models_add(args: argparse.Namespace) -> int:
+    from models.checkpoint import load_model
+    from service.gallery.servable import served_shape
+
     _, shape = load_model(args.arch, args.checkpoint)  # refuse a checkpoint that does not load
+    spec = ModelSpec(args.name, args.version, args.arch, args.checkpoint, args.metric, shape)
+    served_shape(spec)  # and one the gallery could not serve, before anything is written
     thresholds = {}
     if args.threshold_far_1e2 is not None:
         thresholds["far_1e-2"] = args.threshold_far_1e2
@@ -70,6 +74,7 @@ def _cmd_models_add(args: argparse.Namespace) -> int:
         args.checkpoint,
         version=args.version,
         metric=args.metric,
+        config=shape,
         thresholds=thresholds,
         description=args.description,
     )

@@ -12,7 +12,6 @@ from models.registry import ModelSpec
 from service.gallery.index import IndexConfig
 
 
-
 def served_shape(spec: ModelSpec, index_config: IndexConfig | None = None) -> tuple[int, int]:
     """``(channels, parts)`` of the embeddings the gallery stores for ``spec``; a one-line
     :class:`ModelError` when the gallery cannot serve the model."""

@@ -60,3 +60,24 @@ def test_a_broken_user_model_card_is_a_one_line_error(files: Path, capsys):
     err = capsys.readouterr().err.strip()
     assert status == 2 and err.startswith("gaitid: error [bad_model_card]: ") and len(err.splitlines()) == 1, err
     assert "mine.yaml is unreadable" in err
+
+
+def test_a_model_the_gallery_cannot_serve_is_refused_at_registration(files: Path, capsys):
+    """``models add --metric euclidean``: one line naming why, and no card written (it would fail at enroll)."""
+    from models.registry import resolve
+
+    weights = resolve("default").weights
+    status = main(["models", "add", "far", "--arch", "gaitbase", "--checkpoint", str(weights), "--metric", "euclidean"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith("gaitid: error [model_not_servable]: ") and len(err.splitlines()) == 1, err
+    assert "euclidean" in err
+    assert not list((files / "models").glob("*.yaml")), "no card was written"
+
+
+def test_a_registered_checkpoint_card_states_its_shape(files: Path, capsys):
+    from models.registry import resolve
+
+    weights = resolve("default").weights
+    assert main(["models", "add", "mine", "--arch", "gaitbase", "--checkpoint", str(weights)]) == 0
+    spec = resolve("mine")
+    assert spec.embedding_shape == (256, 16) and spec.config is not None and spec.config.channels == (16, 32, 64, 64)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.architectures import build_model, make_config
+from models.architectures import build_model
+from models.configs import make_config
 from models.embedder import OnnxEmbedder, TorchEmbedder
 from models.errors import ModelError
 from models.onnx_export import export_onnx

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.configs import check_matching
 from models.data.casia_b import SilhouetteDataset
 from models.embedder import TorchEmbedder
 from models.errors import ModelError
@@ -15,7 +16,6 @@ from models.evaluation.clips import load_protocol, matching_from_report
 from models.evaluation.runner import evaluate_partition
 from models.loading import create_embedder
 from models.matching import MatchingTransform, fit_calibration
-from models.outputs import check_matching
 
 
 def _refused(code: str, call, *args, **kwargs) -> str:

@@ -104,8 +104,9 @@ def test_module_prefix_is_accepted(tmp_path, opengait_dir, fixture_array):
 
 def test_any_bnneck_class_count_and_width_loads(tmp_path):
     """A narrower network with another class count loads from its own checkpoint, shape inferred."""
-    from models.architectures import build_model, make_config
+    from models.architectures import build_model
     from models.checkpoint import save_checkpoint
+    from models.configs import make_config
 
     config = make_config("gaitbase", {"channels": [16, 32, 64, 128], "classes": 5})
     save_checkpoint(tmp_path / "narrow.pt", build_model("gaitbase", config))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from models.architectures import make_config
+from models.configs import make_config
 from models.errors import ModelError
 from models.registry import resolve
 from service.context import ServiceContext
