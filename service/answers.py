@@ -6,9 +6,9 @@ OpenAPI documents each field once and no path builds its own dictionary.
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 
 from pipeline.summary import TrackSummary
 
@@ -23,6 +23,15 @@ CONFIDENCE_DESCRIPTION = (
 THRESHOLD_DESCRIPTION = (
     "the open-set threshold the decision used: on the confidence scale for calibrated models (a match needs "
     "confidence ≥ threshold), else on the similarity"
+)
+
+
+THUMBNAIL_DESCRIPTION = (
+    "URL of a picture of the person mid-track (JPEG, 192 px high), a job artefact; null when none was kept"
+)
+SHEET_DESCRIPTION = (
+    "URL of the track's silhouettes as the gait model sees them, evenly spaced in a grid (PNG), a job artefact; "
+    "null when none was kept"
 )
 
 
@@ -53,6 +62,8 @@ class TrackAnswer(TrackSummary):
     score: float | None = Field(description="the best candidate's score; " + SCORE_DESCRIPTION)
     confidence: float | None = Field(description="the best candidate's confidence; " + CONFIDENCE_DESCRIPTION)
     candidates: list[CandidateAnswer] = Field(description="the closest subjects, best first (top_k of them)")
+    thumbnail: str | None = Field(None, description=THUMBNAIL_DESCRIPTION)
+    contact_sheet: str | None = Field(None, description=SHEET_DESCRIPTION)
 
 
 class IdentifyResult(BaseModel):
@@ -63,6 +74,26 @@ class IdentifyResult(BaseModel):
     frames: int = Field(description="video frames processed")
     truncated: bool = Field(description="the video ended early (damaged or cut off): later frames were not seen")
     tracks: list[TrackAnswer] = Field(description="every person tracked, usable or not")
+    annotated_video: str | None = Field(
+        None,
+        description="URL of the video with each person's box and answer drawn on it (WebM, at most 640 px wide); "
+        "null when the service keeps no job artefacts",
+    )
+
+
+class PreviewTrack(TrackSummary):
+    """One person of a previewed video, with pictures to tell who it is."""
+
+    thumbnail: str | None = Field(None, description=THUMBNAIL_DESCRIPTION)
+    contact_sheet: str | None = Field(None, description=SHEET_DESCRIPTION)
+
+
+class PreviewResult(BaseModel):
+    """The result of a preview job: every track of the video, to pick whom to enroll (POST /v1/enrollments)."""
+
+    frames: int = Field(description="video frames processed")
+    truncated: bool = Field(description="the video ended early (damaged or cut off): later frames were not seen")
+    tracks: list[PreviewTrack] = Field(description="every person tracked, usable or not (only usable ones enroll)")
 
 
 class UploadedWalk(BaseModel):
@@ -80,6 +111,12 @@ class EnrollResult(BaseModel):
     sequence_id: int = Field(description="the stored sequence (GET /v1/subjects/{id}/sequences)")
     model: str = Field(description="the gait model that embedded the walk, name@version")
     track: TrackSummary | UploadedWalk = Field(description="the enrolled track, or the uploaded silhouettes")
+
+
+class GroupEnrollResult(BaseModel):
+    """The result of a group enrollment: one enrollment per person, all stored together."""
+
+    enrolled: list[EnrollResult] = Field(description="each person's enrollment, in the request's order")
 
 
 class StreamBrief(BaseModel):
@@ -112,3 +149,30 @@ class IdentificationEvent(BaseModel):
     model: str = Field(description="the gait model that embedded the walk, name@version")
     snapshot: str | None = Field(description="path of the person's snapshot (GET, image/jpeg), if one was kept")
     created_at: datetime = Field(description="when the event was recorded")
+
+
+def _result_kind(value: Any) -> str | None:
+    """Which result a stored job result is, told by its fields (results stored by older versions carry no tag)."""
+    if isinstance(value, BaseModel):
+        return _RESULT_TAGS.get(type(value))
+    if not isinstance(value, dict):
+        return None
+    if "enrolled" in value:
+        return "enroll_group"
+    if "subject_id" in value:
+        return "enroll"
+    return "identify" if "threshold" in value else "preview"
+
+
+_RESULT_TAGS: dict[type, str] = {}
+
+JobResult = Annotated[
+    Annotated[IdentifyResult, Tag("identify")]
+    | Annotated[EnrollResult, Tag("enroll")]
+    | Annotated[PreviewResult, Tag("preview")]
+    | Annotated[GroupEnrollResult, Tag("enroll_group")],
+    Discriminator(_result_kind),
+]
+_RESULT_TAGS.update(
+    {IdentifyResult: "identify", EnrollResult: "enroll", PreviewResult: "preview", GroupEnrollResult: "enroll_group"}
+)

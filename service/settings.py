@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     min_good_frames: int = Field(
         defaults.MIN_GOOD_FRAMES, ge=5, le=1000, description="good frames a track needs to be identified"
     )
+    job_artefacts: bool = Field(
+        True,
+        description="keep what a job shows under DATA_DIR/artefacts: each track's thumbnail and contact sheet, and "
+        "for identify the video with names on the boxes (one more decoding pass); they go with the job",
+    )
+    job_retention_days: float = Field(
+        7,
+        ge=0,
+        description="delete finished jobs (results, artefacts, a preview's silhouettes) older than this many days, "
+        "checked hourly by the API; 0 keeps them forever",
+    )
     max_upload_mb: float = Field(500.0, gt=0, description="largest accepted upload (413 above)")
     max_video_seconds: float = Field(
         defaults.MAX_DURATION_S, gt=0, description="longest accepted video (422 video_too_long)"

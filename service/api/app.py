@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api import (
+    routes_enrollments,
     routes_events,
     routes_jobs,
     routes_keys,
@@ -24,6 +25,7 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestContext
 from service.context import ServiceContext
 from service.db.migrate import require_migrated
+from service.jobs.retention import job_retention
 from service.jobs.runner import InProcessRunner, JobRunner
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -59,9 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         streams = StreamServices(ctx) if settings.streams and settings.jobs == "inprocess" else None
         if streams:
             streams.start()
+        days = settings.job_retention_days
+        retention = job_retention(ctx.sessions, settings.data_dir, days) if days > 0 else None
+        if retention:
+            retention.start()
         try:
             yield
         finally:
+            if retention:
+                retention.stop()
             if streams:
                 streams.stop()
             runner.stop()
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     for module in (
         routes_subjects,
+        routes_enrollments,
         routes_jobs,
         routes_streams,
         routes_events,

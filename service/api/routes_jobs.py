@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
 from service.api.deps import Context, DbSession, Identifier, Reader, get_or_404
@@ -13,7 +13,8 @@ from service.api.schemas import ERROR_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
 from service.db import audit
 from service.db.tables import Job
-from service.errors import ConflictError, ForbiddenError
+from service.errors import ConflictError, ForbiddenError, NotFoundError
+from service.jobs.artefacts import MEDIA_TYPES, SERVED_NAME, artefact_dir
 from service.jobs.store import cancel_job, remove_input
 
 router = APIRouter(prefix="/v1", tags=["identify", "jobs"])
@@ -52,6 +53,32 @@ async def identify(
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)
 def get_job(job_id: JobId, _: Reader, session: DbSession) -> JobOut:
     return job_out(get_or_404(session, Job, job_id, "job"))
+
+
+@router.get(
+    "/jobs/{job_id}/artefacts/{name}",
+    response_class=FileResponse,
+    responses={
+        **ERROR_RESPONSES,
+        200: {
+            "description": "a track's thumbnail (JPEG) or contact sheet (PNG), or the annotated video (WebM)",
+            "content": {media: {} for media in MEDIA_TYPES.values()},
+        },
+    },
+)
+def get_artefact(
+    job_id: JobId,
+    name: Annotated[str, Path(max_length=40, description="as the job's result names it, e.g. track-3.jpg")],
+    _: Reader,
+    session: DbSession,
+    ctx: Context,
+) -> FileResponse:
+    """A picture or video the job left (its result links each one), until job retention removes it."""
+    get_or_404(session, Job, job_id, "job")
+    path = artefact_dir(ctx.settings.data_dir, job_id) / name
+    if not SERVED_NAME.match(name) or not path.is_file():
+        raise NotFoundError(f"job {job_id} has no artefact {name}", code="artefact_not_found")
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES)

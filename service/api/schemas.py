@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.answers import EnrollResult, IdentifyResult
+from service.answers import JobResult
 from service.auth import Role
 
 
@@ -118,7 +118,10 @@ class JobOut(BaseModel):
     """An enrollment or identification: its state, progress and, once ended, its result or error."""
 
     id: str = Field(description="the job's id (GET /v1/jobs/{id})")
-    kind: Literal["enroll", "identify"] = Field(description="what the job does")
+    kind: Literal["enroll", "identify", "preview", "enroll_group"] = Field(
+        description="what the job does: enroll one walk, identify everyone in a video, preview a video's tracks, "
+        "or enroll several previewed tracks"
+    )
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] = Field(
         description="queued and running jobs are active; succeeded, failed and cancelled ones have ended"
     )
@@ -133,9 +136,7 @@ class JobOut(BaseModel):
         description="when a worker (last) started it (UTC); null while it has not started"
     )
     finished_at: datetime | None = Field(description="when it succeeded, failed or was cancelled (UTC); null before")
-    result: IdentifyResult | EnrollResult | None = Field(
-        None, description="the job's result once it succeeded: an identify or an enroll result (null before)"
-    )
+    result: JobResult | None = Field(None, description="the job's result once it succeeded, by kind (null before)")
     error: JobError | None = Field(None, description="why the job failed; null unless status is failed")
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from fastapi import Request
@@ -62,8 +63,8 @@ def job_out(job: Job) -> JobOut:
     )
 
 
-def _digest(kind: str, subject_id: str | None, staged: StagedInput, params: dict[str, Any]) -> str:
-    payload = json.dumps([kind, subject_id, staged.digest, params], sort_keys=True, default=str)
+def _digest(kind: str, subject_id: str | None, input_digest: str, params: dict[str, Any]) -> str:
+    payload = json.dumps([kind, subject_id, input_digest, params], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -89,7 +90,8 @@ async def submit_job(
     subject_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Job:
-    """Stage the input and commit the job; an idempotent replay returns the original job.
+    """Stage the request's input (a video or silhouettes) and commit the job; an idempotent replay
+    returns the original job.
 
     The job limit is checked twice: before the upload is read (a cheap early refusal) and again
     in the transaction that adds the job, after taking the admission lock, which is what makes it
@@ -101,41 +103,77 @@ async def submit_job(
         if staged.track_id is not None:
             params = {**params, "track_id": staged.track_id}
         params = {**params, "input_kind": staged.kind}
-        digest = _digest(kind, subject_id, staged, params)
-        if idempotency_key and (existing := _existing(ctx, principal, idempotency_key)):
-            staged.discard()
-            return _replay(existing, digest)
+        job, created = _admit(ctx, principal, kind, params, subject_id, idempotency_key, staged)
+    except BaseException:
+        staged.discard()
+        raise
+    if not created:  # an idempotent replay: the original job has its own input
+        staged.discard()
+        return job
+    await _queue(request, ctx, job, staged)
+    return job
+
+
+async def submit_work(
+    request: Request,
+    ctx: ServiceContext,
+    principal: Principal,
+    kind: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+) -> Job:
+    """Commit a job that needs no upload (its input is earlier work, e.g. a preview's tracks)."""
+    job, created = _admit(ctx, principal, kind, params, None, idempotency_key, None)
+    if created:
+        await _queue(request, ctx, job, None)
+    return job
+
+
+def _admit(
+    ctx: ServiceContext,
+    principal: Principal,
+    kind: str,
+    params: dict[str, Any],
+    subject_id: str | None,
+    idempotency_key: str | None,
+    staged: StagedInput | None,
+) -> tuple[Job, bool]:
+    """The new job, committed under the admission lock (True); or the original job of an idempotent replay."""
+    digest = _digest(kind, subject_id, staged.digest if staged else "", params)
+    if idempotency_key and (existing := _existing(ctx, principal, idempotency_key)):
+        return _replay(existing, digest), False
+    try:
         with ctx.sessions() as session, session.begin():
             session.execute(update(JobAdmission).where(JobAdmission.id == 1).values(admitted=JobAdmission.admitted + 1))
             _check_room(ctx, session)
             job = Job(
-                id=staged.job_id,
+                id=staged.job_id if staged else str(uuid.uuid4()),
                 kind=kind,
                 params=params,
-                input_path=str(staged.path),
-                source=staged.source,
+                input_path=str(staged.path) if staged else None,
+                source=staged.source if staged else "",
                 subject_id=subject_id,
                 api_key_id=principal.key_id,
                 idempotency_key=idempotency_key,
                 request_digest=digest,
             )
             session.add(job)
+        return job, True
     except IntegrityError:  # the same Idempotency-Key raced in from a parallel request
-        staged.discard()
         existing = _existing(ctx, principal, idempotency_key or "")
         if existing is None:
             raise
-        return _replay(existing, digest)
-    except BaseException:
-        staged.discard()
-        raise
+        return _replay(existing, digest), False
+
+
+async def _queue(request: Request, ctx: ServiceContext, job: Job, staged: StagedInput | None) -> None:
     try:
         await run_in_threadpool(request.app.state.jobs.submit, job.id)
     except UnavailableError:  # the queue (Redis) refused it: take the job back, nothing would ever run it
         await run_in_threadpool(_withdraw, ctx, job.id)
-        staged.discard()
+        if staged is not None:
+            staged.discard()
         raise
-    return job
 
 
 def _withdraw(ctx: ServiceContext, job_id: str) -> None:

@@ -8,6 +8,7 @@ because the same transaction that deletes them logs their removal (:mod:`service
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.db import audit
 from service.db.tables import GaitSequence, Subject, new_id
 from service.errors import ConflictError, NotFoundError
-from service.gallery.sync import record_change
+from service.gallery.sync import embedding_to_bytes, record_change
 
 
 def sequence_counts(session: Session, subject_ids: Sequence[str], model_key: str) -> dict[str, int]:
@@ -53,6 +54,37 @@ def update_subject(session: Session, key_id: str | None, subject: Subject, chang
     audit.record(session, key_id, "subject.update", f"subject:{subject.id}", fields=sorted(changes))
     _commit_unique(session, subject.external_id)
     return subject
+
+
+def add_sequence(
+    session: Session,
+    key_id: str | None,
+    subject_id: str,
+    model_key: str,
+    embedding: np.ndarray,
+    *,
+    frames: int,
+    quality: float,
+    source: str,
+    track_id: int | None,
+    job_id: str | None,
+) -> GaitSequence:
+    """Enroll one walk into the caller's transaction: the sequence, its gallery change and the audit entry."""
+    sequence = GaitSequence(
+        subject_id=subject_id,
+        model_key=model_key,
+        embedding=embedding_to_bytes(embedding),
+        frames=frames,
+        quality=quality,
+        source=source[:500],
+        track_id=track_id,
+        job_id=job_id,
+    )
+    session.add(sequence)
+    session.flush()
+    record_change(session, model_key, sequence.id, "add")
+    audit.record(session, key_id, "enroll", f"subject:{subject_id}", sequence_id=sequence.id)
+    return sequence
 
 
 def delete_subject(session: Session, key_id: str | None, subject: Subject) -> int:

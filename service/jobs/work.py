@@ -7,6 +7,7 @@ the database is away (or its disk full) and the result is written once it is bac
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +20,24 @@ from pipeline.summary import TrackSummary
 from pipeline.tracks import Track
 from service.answers import EnrollResult, IdentifyResult, TrackAnswer, UploadedWalk
 from service.context import ServiceContext
-from service.db import audit
 from service.db.briefs import candidate_answer, subject_brief
 from service.db.faults import database_fault, retry_database
-from service.db.tables import GaitSequence, Job, Subject
-from service.errors import ServiceError, job_failure_status
-from service.gallery.sync import embedding_to_bytes, record_change
+from service.db.subjects import add_sequence
+from service.db.tables import Job, Subject
+from service.errors import ServiceError
+from service.jobs.artefacts import (
+    artefact_url,
+    label_of,
+    with_artefacts,
+)
+from service.jobs.group import enroll_group, preview
+from service.jobs.steps import JobFailedError, render_artefacts, run_pipeline
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
-from service.metrics import JOB_STAGE_SECONDS, JOBS_TOTAL
+from service.metrics import JOBS_TOTAL
 from service.recognition import JobCancelledError, WalkAnswer, answer_walk
 from service.silhouette_uploads import read_silhouettes
 
 log = logging.getLogger(__name__)
-
-
-class JobFailedError(ServiceError):
-    """A job that cannot succeed, with the details a client needs (e.g. the tracks to pick from).
-
-    Its HTTP status, when a client waited for the job, comes from :func:`job_failure_status`."""
-
-    def __init__(self, message: str, code: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, code, job_failure_status(code), details)
 
 
 def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Track:
@@ -68,21 +66,13 @@ def _pick_enrollment_track(result: PipelineResult, track_id: int | None) -> Trac
     return kept[0]
 
 
-def _run_pipeline(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> PipelineResult:
-    source = job.input_path or job.source
-    result = ctx.recognizer.extract(source, lambda p: progress("pipeline", 0.9 * p), progress.cancelled)
-    for stage, seconds in result.times.seconds.items():
-        JOB_STAGE_SECONDS.labels(stage).observe(seconds)
-    return result
-
-
 def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     kind = job.params.get("input_kind", "video")
     if kind in ("npy", "zip"):
         sils = read_silhouettes(Path(job.input_path or ""), kind)
         track: TrackSummary | UploadedWalk = UploadedWalk(good_frames=len(sils), quality=1.0)
     else:
-        result = _run_pipeline(ctx, job, progress)
+        result = run_pipeline(ctx, job, progress)
         picked = _pick_enrollment_track(result, job.params.get("track_id"))
         sils, track = picked.silhouettes, TrackSummary.of(picked)
     progress("embed", 0.92, force=True)
@@ -95,20 +85,18 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                 return  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
             if session.get(Subject, job.subject_id) is None:
                 raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found")
-            sequence = GaitSequence(
-                subject_id=job.subject_id,
-                model_key=ctx.recognizer.model_key,
-                embedding=embedding_to_bytes(embedding),
+            sequence = add_sequence(
+                session,
+                job.api_key_id,
+                job.subject_id,
+                ctx.recognizer.model_key,
+                embedding,
                 frames=track.good_frames,
                 quality=track.quality,
-                source=job.source[:500],
+                source=job.source,
                 track_id=track.track_id,
                 job_id=job.id,
             )
-            session.add(sequence)
-            session.flush()
-            record_change(session, sequence.model_key, sequence.id, "add")
-            audit.record(session, job.api_key_id, "enroll", f"subject:{job.subject_id}", sequence_id=sequence.id)
             answer = EnrollResult(
                 subject_id=sequence.subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track
             )
@@ -119,19 +107,27 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
-    result = _run_pipeline(ctx, job, progress)
+    result = run_pipeline(ctx, job, progress)
     progress("embed", 0.92, force=True)
     threshold = ctx.recognizer.threshold(job.params.get("threshold"))
     top_k = int(job.params.get("top_k") or ctx.settings.top_k)
     walks = walk_answers(ctx, result.tracks, threshold, top_k)
     progress("match", 0.97, force=True)
     tracks = retry_database(lambda: track_answers(ctx, result.tracks, walks), f"job {job.id}: matching")
+    video = None
+    if ctx.settings.job_artefacts:
+        progress("render", 0.98, force=True)
+        labels = {t.track_id: label_of(t) for t in tracks}
+        made = render_artefacts(ctx, job, result.tracks, labels)
+        tracks = [t.model_copy(update=with_artefacts(job.id, made, t.track_id)) for t in tracks]
+        video = artefact_url(job.id, made.video) if made.video else None
     answer = IdentifyResult(
         model=ctx.recognizer.model_key,
         threshold=threshold,
         frames=result.frames,
         truncated=result.truncated,
         tracks=tracks,
+        annotated_video=video,
     )
 
     def store() -> None:
@@ -177,6 +173,14 @@ def track_answers(ctx: ServiceContext, tracks: list[Track], walks: dict[int, Wal
     return answers
 
 
+WORK: dict[str, Callable[[ServiceContext, Job, ProgressWriter], None]] = {
+    "enroll": _enroll,
+    "identify": _identify,
+    "preview": preview,
+    "enroll_group": enroll_group,
+}
+
+
 def process_job(ctx: ServiceContext, job_id: str) -> None:
     """Run one job to its end; every failure becomes a recorded error code, never an exception.
 
@@ -191,7 +195,7 @@ def process_job(ctx: ServiceContext, job_id: str) -> None:
     assert job is not None
     progress = ProgressWriter(ctx.sessions, job_id)
     try:
-        (_enroll if job.kind == "enroll" else _identify)(ctx, job, progress)
+        WORK[job.kind](ctx, job, progress)
     except JobCancelledError:
         log.info("job %s cancelled", job_id)
     except IntegrityError:  # a second delivery of this job lost the race to enroll: the first one counts

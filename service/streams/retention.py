@@ -8,8 +8,6 @@ the row that names it is gone: a crash in between leaves an orphaned file, never
 snapshot is missing.
 """
 
-import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,11 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import audit
 from service.db.tables import StreamEvent, WebhookDelivery, utcnow
-
-log = logging.getLogger(__name__)
+from service.sweeps import PeriodicSweep
 
 BATCH = 1000
-SWEEP_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -73,35 +69,16 @@ def prune_events(sessions: sessionmaker[Session], before: datetime) -> PruneResu
     return PruneResult(events, deliveries, snapshots)
 
 
-class EventRetention:
-    """Prunes events older than ``days`` at start and then every hour, on a background thread."""
+def event_retention(sessions: sessionmaker[Session], days: float) -> PeriodicSweep:
+    """The background sweep of ``GAITID_EVENT_RETENTION_DAYS``."""
 
-    def __init__(self, sessions: sessionmaker[Session], days: float, interval_s: float = SWEEP_INTERVAL_S) -> None:
-        self._sessions = sessions
-        self._days = days
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="event-retention", daemon=True)
+    def sweep() -> str | None:
+        result = prune_events(sessions, utcnow() - timedelta(days=days))
+        if not result.events:
+            return None
+        return (
+            f"deleted {result.events} events older than {days} days "
+            f"({result.deliveries} deliveries, {result.snapshots} snapshots)"
+        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = prune_events(self._sessions, utcnow() - timedelta(days=self._days))
-                if result.events:
-                    log.info(
-                        "event retention: deleted %s events older than %s days (%s deliveries, %s snapshots)",
-                        result.events,
-                        self._days,
-                        result.deliveries,
-                        result.snapshots,
-                    )
-            except Exception:  # the database may be briefly unreachable; the next sweep tries again
-                log.exception("event retention: pruning failed")
-            self._stop.wait(self._interval_s)
+    return PeriodicSweep("event-retention", sweep)

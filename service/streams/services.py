@@ -7,7 +7,7 @@ API, with ``GAITID_STREAMS=false``, only serves streams' definitions and events)
 
 from service.context import ServiceContext
 from service.streams.manager import StreamManager, process_owner_id
-from service.streams.retention import EventRetention
+from service.streams.retention import event_retention
 from service.streams.webhooks import WebhookDispatcher
 
 
@@ -17,7 +17,7 @@ class StreamServices:
         self.manager = StreamManager(ctx, owner)
         self.webhooks = WebhookDispatcher(ctx.sessions, ctx.settings, owner=owner)
         days = ctx.settings.event_retention_days
-        self.retention = EventRetention(ctx.sessions, days) if days > 0 else None
+        self.retention = event_retention(ctx.sessions, days) if days > 0 else None
 
     def start(self) -> None:
         self.manager.start()

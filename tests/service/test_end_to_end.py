@@ -1,7 +1,7 @@
 """The acceptance walk-through over real HTTP with the real clips and the shipped default model.
 
 Enroll J (indoor clip), O and R (one outdoor clip, by track), and three of the four people of the
-gallery clip (picked by track); then identify the indoor probe and the two four-person probes.
+gallery clip (previewed once, then enrolled together from the preview); then identify the indoor probe and the two four-person probes.
 J must match; Y, never enrolled, must be ``unknown`` in every probe; and every ``match`` must name the
 person who walked there (from ``ground_truth.json``). Runs on SQLite and PostgreSQL;
 the pipeline results are cached per clip, so the second database costs little.
@@ -80,21 +80,28 @@ def _walk_through(server: ServerProcess, videos_dir) -> dict:
         assert first.json()["id"] == again.json()["id"]  # idempotent: the same job, not a second enrollment
         assert enroller.get(f"/v1/subjects/{subjects[person]}").json()["sequences"] == 1
 
-    # four people side by side, left to right N, G, W, Y: enroll the first three, never Y
+    # four people side by side, left to right N, G, W, Y: preview the clip once, enroll the first three in
+    # one job from the preview (no second pipeline run), never Y
     gallery_order = left_to_right(videos_dir, "gallery_4p.mp4")
     assert gallery_order == "NGWY", gallery_order
-    refused = _enroll(enroller, subjects["N"], videos_dir / "gallery_4p.mp4")
-    assert refused.status_code == 409, refused.text
-    usable = sorted((t for t in refused.json()["error"]["details"]["tracks"] if t["usable"]), key=_x_centre)
-    assert len(usable) == 4
-    for person, track in zip(gallery_order[:3], usable[:3], strict=True):
-        response = _enroll(enroller, subjects[person], videos_dir / "gallery_4p.mp4", track["track_id"])
-        assert response.status_code == 201, response.text
+    with (videos_dir / "gallery_4p.mp4").open("rb") as handle:
+        preview = enroller.post(f"/v1/previews?{WAIT}", files={"file": ("gallery_4p.mp4", handle, "video/mp4")})
+    assert preview.status_code == 200, preview.text
+    usable = sorted((t for t in preview.json()["result"]["tracks"] if t["usable"]), key=_x_centre)
+    assert len(usable) == 4 and all(t["thumbnail"] and t["contact_sheet"] for t in usable)
+    people = [
+        {"track_id": track["track_id"], "subject_id": subjects[person]}
+        for person, track in zip(gallery_order[:3], usable[:3], strict=True)
+    ]
+    group = enroller.post(f"/v1/enrollments?{WAIT}", json={"preview_job_id": preview.json()["id"], "people": people})
+    assert group.status_code == 201, group.text
+    assert [e["subject_id"] for e in group.json()["result"]["enrolled"]] == [subjects[p] for p in gallery_order[:3]]
 
     indoor = _identify(identifier, videos_dir / "walk_indoor_a_probe.mp4")
     probes = {clip: _identify(identifier, videos_dir / clip) for clip in ("probe1_4p_high.mp4", "probe2_4p_back.mp4")}
     order = {clip: left_to_right(videos_dir, clip) for clip in ("walk_indoor_a_probe.mp4", *probes)}
-    return {"subjects": subjects, "indoor": indoor, "probes": probes, "order": order}
+    video = identifier.get(probes["probe2_4p_back.mp4"]["annotated_video"])
+    return {"subjects": subjects, "indoor": indoor, "probes": probes, "order": order, "annotated": video}
 
 
 def left_to_right(videos_dir, clip: str) -> str:
@@ -129,6 +136,21 @@ def test_walkthrough_enrolls_by_track_and_answers_every_walker(walkthrough, reco
             assert scores == sorted(scores, reverse=True)
     record_property("confusion", json.dumps(confusion))
     print(json.dumps(confusion, indent=1))
+
+
+@pytest.mark.slow
+def test_an_identification_shows_every_walker_in_pictures(walkthrough, tmp_path):
+    """Each answered track has its thumbnail and contact sheet; the annotated video plays, frame for frame."""
+    from pipeline.decode import VideoSource
+
+    result = walkthrough["probes"]["probe2_4p_back.mp4"]
+    assert all(t["thumbnail"] and t["contact_sheet"] for t in _answered(result))
+    video = walkthrough["annotated"]
+    assert video.status_code == 200 and video.headers["content-type"] == "video/webm", video.text[:300]
+    (tmp_path / "annotated.webm").write_bytes(video.content)
+    with VideoSource(tmp_path / "annotated.webm") as annotated:
+        assert annotated.info.width <= 640
+        assert sum(1 for _ in annotated.frames()) == result["frames"]
 
 
 @pytest.mark.slow

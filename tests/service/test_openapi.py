@@ -16,6 +16,7 @@ NOT_JSON = {
     "/metrics",  # Prometheus text format (response_class=Response)
     "/v1/events/stream",  # Server-Sent Events, text/event-stream: an endless stream, not one body
     "/v1/events/{event_id}/snapshot",  # the person's snapshot, image/jpeg (FileResponse)
+    "/v1/jobs/{job_id}/artefacts/{name}",  # a job's thumbnail, contact sheet or video (FileResponse)
 }
 
 

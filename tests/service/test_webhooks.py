@@ -28,7 +28,7 @@ from service.db.tables import AuditEntry, Stream, StreamEvent, Webhook, WebhookD
 from service.settings import Settings
 from service.streams.events import record_event
 from service.streams.payload import event_payload
-from service.streams.retention import EventRetention
+from service.streams.retention import event_retention
 from service.streams.webhooks import WebhookDispatcher, retry_delay, sign, verify
 from tests.conftest import run_cli, within
 from tests.service.conftest import DATABASES, ServerProcess, eventually, free_port, fresh_database, running_server
@@ -706,7 +706,7 @@ def test_retention_setting_sweeps_in_the_background(sessions: Sessions):
     stream_id = add_stream(sessions)
     old, recent = add_event(sessions, stream_id), add_event(sessions, stream_id)
     _age(sessions, old, 8)
-    retention = EventRetention(sessions, days=7)
+    retention = event_retention(sessions, days=7)
     retention.start()
     try:
         eventually(lambda: _event_ids(sessions) == [recent], 10, "the sweep at start")

@@ -1,0 +1,215 @@
+"""What a job leaves to look at: each track's thumbnail and contact sheet, the silhouettes a preview
+keeps for a later enrollment, and the identify video with names on the boxes.
+
+They live under ``DATA_DIR/artefacts/<job id>/`` (the uploaded input, under ``DATA_DIR/jobs/``, goes
+when the job ends) and go with the job when job retention deletes it. One decoding pass over the
+video, the same frames, rotation and limits as the pipeline's, so a box drawn on frame ``n`` is the
+box the tracker gave for frame ``n``.
+"""
+
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.decode import VideoSource
+from pipeline.extract import PipelineConfig
+from pipeline.output import contact_sheet
+from pipeline.tracks import Track
+from service.answers import TrackAnswer
+
+# what GET /v1/jobs/{id}/artefacts/{name} serves; a preview's silhouettes (.npy) stay inside
+SERVED_NAME = re.compile(r"^(track-\d{1,9}\.jpg|track-\d{1,9}-sheet\.png|annotated\.webm)$")
+MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webm": "video/webm"}
+THUMBNAIL_HEIGHT = 192  # px: a card's picture of the person
+VIDEO_MAX_WIDTH = 640  # px: the annotated video is for looking, not for measuring
+THUMBNAIL_MARGIN = 0.15  # share of the box added around the person
+MATCH_COLOUR = (60, 180, 75)  # BGR: green for a match
+OTHER_COLOUR = (0, 165, 255)  # orange for unknown
+UNUSABLE_COLOUR = (160, 160, 160)  # grey for a track too short to decide
+
+
+def artefact_dir(data_dir: Path, job_id: str) -> Path:
+    return data_dir / "artefacts" / job_id
+
+
+def artefact_url(job_id: str, name: str) -> str:
+    return f"/v1/jobs/{job_id}/artefacts/{name}"
+
+
+def remove_artefacts(data_dir: Path, job_id: str) -> None:
+    shutil.rmtree(artefact_dir(data_dir, job_id), ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Label:
+    """What the annotated video writes over a track's box."""
+
+    text: str
+    colour: tuple[int, int, int]
+
+
+@dataclass
+class Artefacts:
+    """The names written, per track id; ``video`` is None unless labels were given."""
+
+    thumbnails: dict[int, str] = field(default_factory=dict)
+    sheets: dict[int, str] = field(default_factory=dict)
+    video: str | None = None
+
+
+def label_of(answer: TrackAnswer) -> Label:
+    """A track's label in the identify video: who (with the confidence), ``unknown``, or too short to tell."""
+    if answer.decision == "match" and answer.subject is not None:
+        who = answer.subject.name or answer.subject.external_id or answer.subject.id[:8]
+        score = answer.confidence if answer.confidence is not None else answer.score
+        return Label(f"{who} {score:.2f}" if score is not None else who, MATCH_COLOUR)
+    if answer.decision == "unknown":
+        return Label("unknown", OTHER_COLOUR)
+    return Label("too short", UNUSABLE_COLOUR)
+
+
+def with_artefacts(job_id: str, made: Artefacts, track_id: int) -> dict[str, str | None]:
+    """A track's ``thumbnail`` and ``contact_sheet`` URLs (None where nothing was written)."""
+    thumbnail, sheet = made.thumbnails.get(track_id), made.sheets.get(track_id)
+    return {
+        "thumbnail": artefact_url(job_id, thumbnail) if thumbnail else None,
+        "contact_sheet": artefact_url(job_id, sheet) if sheet else None,
+    }
+
+
+def silhouettes_name(track_id: int) -> str:
+    return f"track-{track_id}.npy"
+
+
+def render(
+    source: str | Path,
+    config: PipelineConfig,
+    tracks: list[Track],
+    folder: Path,
+    labels: Mapping[int, Label] | None = None,
+) -> Artefacts:
+    """Write each track's thumbnail (the person at mid-track) and contact sheet into ``folder``, and
+    with ``labels`` the video with every labelled track's box and label (VP8 WebM, plays in browsers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = Artefacts()
+    for track in tracks:
+        if track.good_frames:
+            name = f"track-{track.track_id}-sheet.png"
+            cv2.imwrite(str(folder / name), contact_sheet(track.silhouettes))
+            made.sheets[track.track_id] = name
+    middles: dict[int, list[Track]] = {}  # frame → the tracks whose middle frame it is
+    for track in tracks:
+        if track.boxes:
+            middles.setdefault(track.boxes[len(track.boxes) // 2][0], []).append(track)
+    boxes_at: dict[int, list[tuple[Track, tuple[float, float, float, float]]]] = {}
+    if labels is not None:
+        for track in tracks:
+            if track.track_id in labels:
+                for frame_index, box in track.boxes:
+                    boxes_at.setdefault(frame_index, []).append((track, box))
+    writer = _VideoWriter(folder / "annotated.webm") if labels is not None else None
+    try:
+        with VideoSource(source, config.limits, config.rotate) as video:
+            fps = video.info.fps or 25.0
+            for frame in video.frames():
+                for track in middles.get(frame.index, []):
+                    name = f"track-{track.track_id}.jpg"
+                    if _write_thumbnail(frame.image, track.boxes[len(track.boxes) // 2][1], folder / name):
+                        made.thumbnails[track.track_id] = name
+                if writer is not None and labels is not None:
+                    image = frame.image.copy()
+                    for labelled, box in boxes_at.get(frame.index, []):
+                        _draw(image, box, labels[labelled.track_id])
+                    writer.write(image, fps / config.limits.frame_stride)
+    finally:
+        if writer is not None:
+            made.video = "annotated.webm" if writer.close() else None
+    return made
+
+
+def save_silhouettes(folder: Path, track: Track) -> None:
+    """Keep a usable track's silhouettes, so that an enrollment from a preview needs no second pipeline run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / silhouettes_name(track.track_id), track.silhouettes, allow_pickle=False)
+
+
+def load_silhouettes(folder: Path, track_id: int) -> np.ndarray | None:
+    path = folder / silhouettes_name(track_id)
+    return np.load(path, allow_pickle=False) if path.is_file() else None
+
+
+def _write_thumbnail(image: np.ndarray, box: tuple[float, float, float, float], path: Path) -> bool:
+    x1, y1, x2, y2 = box
+    margin_x, margin_y = (x2 - x1) * THUMBNAIL_MARGIN, (y2 - y1) * THUMBNAIL_MARGIN
+    height, width = image.shape[:2]
+    crop = image[
+        max(0, int(y1 - margin_y)) : min(height, int(y2 + margin_y)),
+        max(0, int(x1 - margin_x)) : min(width, int(x2 + margin_x)),
+    ]
+    if crop.size == 0:
+        return False
+    scale = THUMBNAIL_HEIGHT / crop.shape[0]
+    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), THUMBNAIL_HEIGHT), interpolation=cv2.INTER_AREA)
+    return bool(cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 85]))
+
+
+def _draw(image: np.ndarray, box: tuple[float, float, float, float], label: Label) -> None:
+    x1, y1, x2, y2 = (int(v) for v in box)
+    thickness = max(2, image.shape[0] // 360)
+    scale = max(0.5, image.shape[0] / 900)
+    cv2.rectangle(image, (x1, y1), (x2, y2), label.colour, thickness)
+    (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    top = max(0, y1 - text_h - base - 4)
+    cv2.rectangle(image, (x1, top), (x1 + text_w + 6, top + text_h + base + 4), label.colour, -1)
+    cv2.putText(
+        image,
+        label.text,
+        (x1 + 3, top + text_h + 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        thickness,
+        cv2.LINE_AA,
+    )
+
+
+class _VideoWriter:
+    """VP8 in WebM, at most ``VIDEO_MAX_WIDTH`` wide, opened at the first frame (its size and rate)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.container: av.container.OutputContainer | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+        self.size = (0, 0)
+
+    def write(self, image: np.ndarray, fps: float) -> None:
+        if self.container is None:
+            height, width = image.shape[:2]
+            scale = min(1.0, VIDEO_MAX_WIDTH / width)
+            self.size = (round(width * scale) // 2 * 2, round(height * scale) // 2 * 2)
+            self.container = av.open(str(self.path), mode="w", format="webm")
+            self.stream = self.container.add_stream("libvpx", rate=Fraction(fps).limit_denominator(1001))
+            self.stream.width, self.stream.height = self.size
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.options = {"deadline": "realtime", "cpu-used": "8", "b": "1M"}
+        assert self.stream is not None
+        small = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(small, format="bgr24")):
+            self.container.mux(packet)
+
+    def close(self) -> bool:
+        """Finish the file; False when no frame was written (nothing to show)."""
+        if self.container is None:
+            return False
+        assert self.stream is not None
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        return True
