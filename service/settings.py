@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     job_artefacts: bool = Field(
         True,
         description="keep what a job shows under DATA_DIR/artefacts: each track's thumbnail and contact sheet, and "
-        "for identify the video with names on the boxes (one more decoding pass); they go with the job",
+        "for identify the video with names on the boxes (one more decoding pass); they go with the job. Each "
+        "enrolled walk's contact sheet is kept with its sequence (DATA_DIR/sequences)",
     )
     job_retention_days: float = Field(
         7,

@@ -1,10 +1,11 @@
 """Subjects and their enrolled sequences."""
 
 from collections.abc import Sequence
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,9 +23,12 @@ from service.api.schemas import (
 from service.api.submit import job_response, submit_job, wait_for
 from service.db import subjects
 from service.db.tables import GaitSequence, Subject
+from service.errors import NotFoundError
+from service.jobs.artefacts import remove_sequence_sheets, sequence_sheet
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 SubjectId = Annotated[str, Path(min_length=1, max_length=36, description="the subject's id")]
+SequenceId = Annotated[int, Path(ge=1, le=2**62, description="the sequence's id")]
 
 
 def _subject_out(subject: Subject, sequences: int) -> SubjectOut:
@@ -109,8 +113,9 @@ def delete_subject(
     ctx: Context,
 ) -> Response:
     """Delete the subject and every one of its embeddings, under every model version."""
-    subjects.delete_subject(session, principal.key_id, get_or_404(session, Subject, subject_id, "subject"))
+    removed = subjects.delete_subject(session, principal.key_id, get_or_404(session, Subject, subject_id, "subject"))
     ctx.gallery.sync()
+    remove_sequence_sheets(ctx.settings.data_dir, removed)
     return Response(status_code=204)
 
 
@@ -122,14 +127,19 @@ def list_sequences(
     offset: Offset = 0,
     _: Reader,
     session: DbSession,
+    ctx: Context,
 ) -> Page[SequenceOut]:
     """The subject's enrolled walks under every model version, oldest first."""
     get_or_404(session, Subject, subject_id, "subject")
     query = select(GaitSequence).where(GaitSequence.subject_id == subject_id)
-    return page_of(session, query, (GaitSequence.id,), limit, offset, lambda rows: [_sequence_out(r) for r in rows])
+    data_dir = ctx.settings.data_dir
+    return page_of(
+        session, query, (GaitSequence.id,), limit, offset, lambda rows: [_sequence_out(r, data_dir) for r in rows]
+    )
 
 
-def _sequence_out(row: GaitSequence) -> SequenceOut:
+def _sequence_out(row: GaitSequence, data_dir: FilePath) -> SequenceOut:
+    sheet = sequence_sheet(data_dir, row.id).is_file()
     return SequenceOut(
         id=row.id,
         model=row.model_key,
@@ -138,19 +148,39 @@ def _sequence_out(row: GaitSequence) -> SequenceOut:
         source=row.source,
         track_id=row.track_id,
         created_at=row.created_at,
+        contact_sheet=f"/v1/subjects/{row.subject_id}/sequences/{row.id}/sheet" if sheet else None,
     )
+
+
+@router.get(
+    "/{subject_id}/sequences/{sequence_id}/sheet",
+    response_class=FileResponse,
+    responses={**ERROR_RESPONSES, 200: {"description": "the walk's contact sheet", "content": {"image/png": {}}}},
+)
+def get_sequence_sheet(
+    subject_id: SubjectId, sequence_id: SequenceId, _: Reader, session: DbSession, ctx: Context
+) -> FileResponse:
+    """The enrolled walk's silhouettes in a grid, as the gait model saw them."""
+    sequence = session.get(GaitSequence, sequence_id)
+    path = sequence_sheet(ctx.settings.data_dir, sequence_id)
+    if sequence is None or sequence.subject_id != subject_id or not path.is_file():
+        raise NotFoundError(
+            f"subject {subject_id} has no sequence {sequence_id} with a contact sheet", code="sheet_not_found"
+        )
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete("/{subject_id}/sequences/{sequence_id}", status_code=204, responses=ERROR_RESPONSES)
 def delete_sequence(
     subject_id: SubjectId,
-    sequence_id: Annotated[int, Path(ge=1, le=2**62)],
+    sequence_id: SequenceId,
     principal: Enroller,
     session: DbSession,
     ctx: Context,
 ) -> Response:
     subjects.delete_sequence(session, principal.key_id, subject_id, sequence_id)
     ctx.gallery.sync()
+    remove_sequence_sheets(ctx.settings.data_dir, [sequence_id])
     return Response(status_code=204)
 
 

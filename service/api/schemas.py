@@ -102,6 +102,11 @@ class SequenceOut(BaseModel):
     source: str = Field(description="the uploaded file's name or the video URL (password replaced by ***)")
     track_id: int | None = Field(description="the enrolled person's track in the video; null for uploaded silhouettes")
     created_at: datetime = Field(description="when the walk was enrolled (UTC)")
+    contact_sheet: str | None = Field(
+        None,
+        description="URL of the walk's silhouettes in a grid (PNG), kept with the sequence; null when the service "
+        "keeps no pictures (GAITID_JOB_ARTEFACTS=false) or the walk was enrolled before it kept them",
+    )
 
 
 class JobError(BaseModel):

@@ -87,8 +87,8 @@ def add_sequence(
     return sequence
 
 
-def delete_subject(session: Session, key_id: str | None, subject: Subject) -> int:
-    """Delete the subject and its sequences under every model version; returns how many sequences went."""
+def delete_subject(session: Session, key_id: str | None, subject: Subject) -> list[int]:
+    """Delete the subject and its sequences under every model version; returns the sequences' ids."""
     sequences = session.execute(
         select(GaitSequence.id, GaitSequence.model_key).where(GaitSequence.subject_id == subject.id)
     ).all()
@@ -97,7 +97,7 @@ def delete_subject(session: Session, key_id: str | None, subject: Subject) -> in
     session.delete(subject)
     audit.record(session, key_id, "subject.delete", f"subject:{subject.id}", sequences=len(sequences))
     session.commit()
-    return len(sequences)
+    return [sequence_id for sequence_id, _ in sequences]
 
 
 def delete_sequence(session: Session, key_id: str | None, subject_id: str, sequence_id: int) -> None:

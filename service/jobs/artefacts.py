@@ -9,7 +9,7 @@ box the tracker gave for frame ``n``.
 
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +45,27 @@ def artefact_url(job_id: str, name: str) -> str:
 
 def remove_artefacts(data_dir: Path, job_id: str) -> None:
     shutil.rmtree(artefact_dir(data_dir, job_id), ignore_errors=True)
+
+
+def sequence_sheet(data_dir: Path, sequence_id: int) -> Path:
+    """An enrolled sequence's contact sheet: kept with the sequence (not the job), removed with it."""
+    return data_dir / "sequences" / f"{sequence_id}.png"
+
+
+def write_sequence_sheets(data_dir: Path, sheets: Mapping[int, np.ndarray]) -> None:
+    """Contact sheets of just-enrolled sequences (id → silhouettes); a full disk costs the pictures only."""
+    for sequence_id, silhouettes in sheets.items():
+        path = sequence_sheet(data_dir, sequence_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), contact_sheet(silhouettes))
+        except OSError:
+            path.unlink(missing_ok=True)
+
+
+def remove_sequence_sheets(data_dir: Path, sequence_ids: Sequence[int]) -> None:
+    for sequence_id in sequence_ids:
+        sequence_sheet(data_dir, sequence_id).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from service.db import audit
 from service.db.faults import retry_database
 from service.db.subjects import add_sequence
 from service.db.tables import Job, Subject, new_id
-from service.jobs.artefacts import artefact_dir, load_silhouettes, save_silhouettes, with_artefacts
+from service.jobs.artefacts import (
+    artefact_dir,
+    load_silhouettes,
+    save_silhouettes,
+    with_artefacts,
+    write_sequence_sheets,
+)
 from service.jobs.steps import JobFailedError, job_artefact_dir, render_artefacts, run_pipeline
 from service.jobs.store import ProgressWriter, finish_job
 
@@ -65,6 +71,7 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
     progress("embed", 0.5, force=True)
     embeddings = ctx.recognizer.embed(walks)
     progress("store", 0.9, force=True)
+    stored_sequences: list[int] = []  # the new sequences' ids, once committed
 
     def store() -> None:
         with ctx.sessions() as session, session.begin():
@@ -93,9 +100,12 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
                     EnrollResult(subject_id=subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track)
                 )
             finish_job(session, stored, GroupEnrollResult(enrolled=enrolled).model_dump(mode="json"))
+        stored_sequences[:] = [e.sequence_id for e in enrolled]
 
     retry_database(store, f"job {job.id}: storing the enrollments")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
+    if ctx.settings.job_artefacts and stored_sequences:
+        write_sequence_sheets(ctx.settings.data_dir, dict(zip(stored_sequences, walks, strict=True)))
 
 
 def _previewed_tracks(ctx: ServiceContext, preview_id: str) -> dict[int, TrackSummary]:

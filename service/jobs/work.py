@@ -29,6 +29,7 @@ from service.jobs.artefacts import (
     artefact_url,
     label_of,
     with_artefacts,
+    write_sequence_sheets,
 )
 from service.jobs.group import enroll_group, preview
 from service.jobs.steps import JobFailedError, render_artefacts, run_pipeline
@@ -78,6 +79,8 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     progress("embed", 0.92, force=True)
     embedding = ctx.recognizer.embed([sils])[0]
 
+    stored_sequence: list[int] = []  # the new sequence's id, once committed
+
     def store() -> None:
         with ctx.sessions() as session, session.begin():
             stored = session.get(Job, job.id)
@@ -101,9 +104,12 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                 subject_id=sequence.subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track
             )
             finish_job(session, stored, answer.model_dump(mode="json"))
+        stored_sequence[:] = [answer.sequence_id]
 
     retry_database(store, f"job {job.id}: storing the enrollment")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
+    if ctx.settings.job_artefacts and stored_sequence:
+        write_sequence_sheets(ctx.settings.data_dir, {stored_sequence[0]: sils})
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:

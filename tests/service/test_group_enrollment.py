@@ -85,8 +85,12 @@ def test_previewed_tracks_are_enrolled_as_new_and_existing_subjects_in_one_job(c
     )
     assert again.status_code == 201, again.text
     assert again.json()["stage"] == "done" and client.get(f"/v1/subjects/{existing}").json()["sequences"] == 1
-    sequences = client.get(f"/v1/subjects/{existing}/sequences").json()["items"]
-    assert sequences[0]["frames"] == enrolled["track"]["good_frames"]
+    (sequence,) = client.get(f"/v1/subjects/{existing}/sequences").json()["items"]
+    assert sequence["frames"] == enrolled["track"]["good_frames"]
+    sheet = client.get(sequence["contact_sheet"])  # the gallery's picture of the walk, kept with the sequence
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "image/png"
+    assert client.delete(f"/v1/subjects/{existing}/sequences/{sequence['id']}").status_code == 204
+    _refused(client.get(sequence["contact_sheet"]), 404, "sheet_not_found")
 
 
 def test_a_group_enrollment_refuses_what_it_could_not_do(client: httpx.Client, preview: dict, videos_dir: Path):

@@ -17,6 +17,7 @@ NOT_JSON = {
     "/v1/events/stream",  # Server-Sent Events, text/event-stream: an endless stream, not one body
     "/v1/events/{event_id}/snapshot",  # the person's snapshot, image/jpeg (FileResponse)
     "/v1/jobs/{job_id}/artefacts/{name}",  # a job's thumbnail, contact sheet or video (FileResponse)
+    "/v1/subjects/{subject_id}/sequences/{sequence_id}/sheet",  # a sequence's contact sheet, image/png
 }
 
 
