@@ -22,13 +22,19 @@ COMMANDS = (
     Command("worker", "run a Celery job worker (GAITID_JOBS=celery)", "service.cli.service_commands:configure_worker"),
     Command("db", "database migrations (Alembic)", "service.cli.service_commands:configure_db"),
     Command("keys", "create, list and revoke API keys", "service.cli.service_commands:configure_keys"),
-    Command("events", "prune old stream events", "service.cli.service_commands:configure_events"),
+    Command("events", "list stream events; prune old ones", "service.cli.event_commands:configure_events"),
     Command("enroll", "enroll a person's walk on a GaitID server", "service.cli.client_commands:configure_enroll"),
     Command(
         "identify",
         "identify the people walking in a video on a GaitID server",
         "service.cli.client_commands:configure_identify",
     ),
+    Command(
+        "subjects",
+        "list, show, rename and delete subjects on a GaitID server",
+        "service.cli.subject_commands:configure_subjects",
+    ),
+    Command("jobs", "list, show and cancel jobs on a GaitID server", "service.cli.job_commands:configure_jobs"),
     Command(
         "embed", "embed silhouette sequences (.npy) with a gait model", "service.cli.model_commands:configure_embed"
     ),
@@ -53,6 +59,8 @@ _EPILOG = """examples:
   gaitid keys create --role admin
   gaitid enroll walk.mp4 --external-id emp-42 --api-key $KEY
   gaitid identify probe.mp4 --api-key $KEY
+  gaitid subjects list --server http://gaitid:8000
+  gaitid jobs show JOB_ID
   gaitid models list
   gaitid embed --arch gaitbase --checkpoint gaitbase.pt --input sils.npy --output emb.npy
   gaitid export --checkpoint gaitbase.pt --arch gaitbase --output gaitbase.onnx

@@ -1,4 +1,4 @@
-"""``gaitid serve``, ``gaitid db``, ``gaitid keys`` and ``gaitid events``: running and administering the service."""
+"""``gaitid serve``, ``gaitid db``, ``gaitid keys`` and ``gaitid events prune``: running and administering GaitID."""
 
 import argparse
 import sys
@@ -163,14 +163,13 @@ def configure_keys(keys: argparse.ArgumentParser) -> None:
     keys.set_defaults(handler=_cmd_keys)
 
 
-def configure_events(events: argparse.ArgumentParser) -> None:
-    events.description = (
+def configure_prune(prune: argparse.ArgumentParser) -> None:
+    """``gaitid events prune`` (``service.cli.event_commands`` groups it with the client's ``events list``)."""
+    prune.description = (
         "Delete stream events older than a number of days, with their webhook deliveries and\n"
         "snapshot files (GAITID_EVENT_RETENTION_DAYS does the same hourly inside the service)."
     )
-    events.epilog = "examples:\n  gaitid events prune --older-than 30 --dry-run\n  gaitid events prune --older-than 30"
-    event_actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
-    prune = event_actions.add_parser("prune", help="delete events older than --older-than days")
+    prune.epilog = "examples:\n  gaitid events prune --older-than 30 --dry-run\n  gaitid events prune --older-than 30"
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days (e.g. 30, 0.5)")
     prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    events.set_defaults(handler=_cmd_events)
+    prune.set_defaults(handler=_cmd_events)
