@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch and torchvision first, exactly these two (pip on this host takes them from local disk).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install serve test lint bench fuzz clean detector segmenter weights docker-smoke
+.PHONY: install serve test lint bench fuzz clean detector segmenter weights docker-smoke browser
 
 install: $(STAMP)
 
@@ -38,9 +38,17 @@ serve: install weights
 	$(BIN)/gaitid db upgrade
 	$(BIN)/gaitid serve
 
-# A missing real part (PostgreSQL, Redis, ../shared, the weights) fails the run: the developers' opt-out
-# GAITID_TEST_ALLOW_MISSING (tests/conftest.py) is cleared here, so make test never skips them.
-test: install weights
+# The web console's tests drive Debian's headless Chromium through chromium-driver: installed from
+# Debian when missing (as root, or with sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+# A missing real part (PostgreSQL, Redis, ../shared, the weights, the browser) fails the run: the developers'
+# opt-out GAITID_TEST_ALLOW_MISSING (tests/conftest.py) is cleared here, so make test never skips them.
+test: install weights browser
 	env -u GAITID_TEST_ALLOW_MISSING $(BIN)/python -m pytest
 
 # Longer fuzzing than make test's fixed cases: FUZZ_EXAMPLES fresh random mutations per reader, and the

@@ -4,7 +4,8 @@ The suite runs on real parts: PostgreSQL, Redis, the clips and data sets in ../s
 and segmenter weights. One that is missing fails the tests that need it, saying what is missing and
 how to provide it (:func:`missing`): a run that skipped them would pass without having tested them.
 A developer without, say, PostgreSQL can opt out explicitly with ``GAITID_TEST_ALLOW_MISSING=postgres``
-(a comma-separated list of ``postgres``, ``redis``, ``shared``, ``weights``, or ``all``); those tests
+(a comma-separated list of ``postgres``, ``redis``, ``shared``, ``weights``, ``browser`` (Debian's
+chromium and chromium-driver, for the web console's tests), or ``all``); those tests
 are then skipped with the same message. ``make test`` clears the variable. Only the GPU tests (no CUDA
 device) and the docker tests (no docker command) skip on their own, saying why.
 """
@@ -32,7 +33,7 @@ OPENGAIT = SHARED / "fixtures" / "opengait"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-MISSING_PARTS = ("postgres", "redis", "shared", "weights")
+MISSING_PARTS = ("postgres", "redis", "shared", "weights", "browser")
 ALLOW_MISSING_ENV = "GAITID_TEST_ALLOW_MISSING"
 SHARED_HOW = "put ../shared beside the clone or set GAITID_SHARED_DIR to it"
 

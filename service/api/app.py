@@ -23,6 +23,7 @@ from service.api import (
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimit, RequestContext
+from service.console import install_console
 from service.context import ServiceContext
 from service.db.migrate import require_migrated
 from service.jobs.retention import job_retention
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_console(app)
     for module in (
         routes_subjects,
         routes_enrollments,

@@ -188,6 +188,7 @@ def _draw(image: np.ndarray, box: tuple[float, float, float, float], label: Labe
     cv2.rectangle(image, (x1, y1), (x2, y2), label.colour, thickness)
     (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     top = max(0, y1 - text_h - base - 4)
+    x1 = max(0, min(x1, image.shape[1] - text_w - 6))  # the whole label inside the frame
     cv2.rectangle(image, (x1, top), (x1 + text_w + 6, top + text_h + base + 4), label.colour, -1)
     cv2.putText(
         image,
