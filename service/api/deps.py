@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,20 @@ def require(permission: Permission) -> Callable[..., Principal]:
 
     return dependency
 
+
+# The job routes' common parameters.
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0, le=3600, description="seconds to wait for the result before answering 202 (at most the server's limit)"
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=200, description="repeat a request without repeating its job"
+    ),
+]
 
 # What route signatures declare, instead of writing ``Depends(...)`` out in every route.
 Context = Annotated[ServiceContext, Depends(get_context)]

@@ -1,37 +1,33 @@
 """Enrolling a group from one video: preview its tracks (with pictures), then enroll any of them as
 people in one job. The video is processed once; the enrollment reuses the preview's silhouettes."""
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from service.answers import PreviewResult
-from service.api.deps import Context, DbSession, Enroller
+from service.api.deps import Context, DbSession, Enroller, IdempotencyKey, WaitSeconds
 from service.api.inputs import INPUT_REQUEST_BODY
-from service.api.schemas import ERROR_RESPONSES, JobOut
+from service.api.schemas import JOB_RESPONSES, JobOut
 from service.api.schemas_enrollments import GroupEnrollment
 from service.api.submit import job_response, submit_job, submit_work, wait_for
 from service.db.tables import Job, Subject
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
-WAIT = Query(
-    0, ge=0, le=3600, description="seconds to wait for the result before answering 202 (at most the server's limit)"
-)
-IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", min_length=1, max_length=200)
 
 
 @router.post(
     "/previews",
     response_model=JobOut,
-    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses=JOB_RESPONSES,
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def preview(
     *,
     request: Request,
-    wait: float = WAIT,
-    idempotency_key: str | None = IDEMPOTENCY_KEY,
+    wait: WaitSeconds = 0,
+    idempotency_key: IdempotencyKey = None,
     principal: Enroller,
     ctx: Context,
 ) -> JSONResponse:
@@ -50,14 +46,14 @@ async def preview(
     "/enrollments",
     status_code=201,
     response_model=JobOut,
-    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses=JOB_RESPONSES,
 )
 async def enroll_group(
     *,
     request: Request,
     body: GroupEnrollment,
-    wait: float = WAIT,
-    idempotency_key: str | None = IDEMPOTENCY_KEY,
+    wait: WaitSeconds = 0,
+    idempotency_key: IdempotencyKey = None,
     principal: Enroller,
     session: DbSession,
     ctx: Context,

@@ -2,14 +2,14 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
-from service.api.deps import Context, DbSession, Identifier, Reader, get_or_404
+from service.api.deps import Context, DbSession, IdempotencyKey, Identifier, Reader, WaitSeconds, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.pages import Limit, Offset, Page, page_of
-from service.api.schemas import ERROR_RESPONSES, JobOut
+from service.api.schemas import ERROR_RESPONSES, JOB_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
 from service.db import audit
 from service.db.tables import Job
@@ -24,13 +24,13 @@ JobId = Annotated[str, Path(min_length=1, max_length=36)]
 @router.post(
     "/identify",
     response_model=JobOut,
-    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses=JOB_RESPONSES,
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def identify(
     *,
     request: Request,
-    wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
+    wait: WaitSeconds = 0,
     top_k: int | None = Query(None, ge=1, le=100, description="candidates per track (default from settings)"),
     threshold: float | None = Query(
         None,
@@ -38,7 +38,7 @@ async def identify(
         le=1,
         description="confidence needed for a match, 0..1 (similarity for uncalibrated models); default: the card's",
     ),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
+    idempotency_key: IdempotencyKey = None,
     principal: Identifier,
     ctx: Context,
 ) -> JSONResponse:

@@ -4,16 +4,17 @@ from collections.abc import Sequence
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.api.deps import Context, DbSession, Enroller, Reader, get_or_404
+from service.api.deps import Context, DbSession, Enroller, IdempotencyKey, Reader, WaitSeconds, get_or_404
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import (
     ERROR_RESPONSES,
+    JOB_RESPONSES,
     JobOut,
     SequenceOut,
     SubjectCreate,
@@ -188,15 +189,15 @@ def delete_sequence(
     "/{subject_id}/enrollments",
     status_code=201,
     response_model=JobOut,
-    responses={**ERROR_RESPONSES, 202: {"model": JobOut, "description": "accepted; poll the job"}},
+    responses=JOB_RESPONSES,
     openapi_extra={"requestBody": INPUT_REQUEST_BODY},
 )
 async def enroll(
     *,
     request: Request,
     subject_id: SubjectId,
-    wait: float = Query(0, ge=0, le=3600, description="seconds to wait for the result before answering 202"),
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=200),
+    wait: WaitSeconds = 0,
+    idempotency_key: IdempotencyKey = None,
     principal: Enroller,
     ctx: Context,
 ) -> JSONResponse:

@@ -204,3 +204,8 @@ class Health(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503, 507)
 }
+# A job's routes: the error answers, plus 202 with the job while it runs (POST ...?wait=SECONDS).
+JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    202: {"model": JobOut, "description": "accepted; poll the job (GET /v1/jobs/{id})"},
+}

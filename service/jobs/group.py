@@ -25,7 +25,7 @@ from service.jobs.artefacts import (
     with_artefacts,
     write_sequence_sheets,
 )
-from service.jobs.steps import JobFailedError, job_artefact_dir, render_artefacts, run_pipeline
+from service.jobs.steps import JobFailedError, job_artefact_dir, render_artefacts, run_pipeline, store_result
 from service.jobs.store import ProgressWriter, finish_job
 
 
@@ -44,14 +44,7 @@ def preview(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
             for t in result.tracks
         ],
     )
-
-    def store() -> None:
-        with ctx.sessions() as session, session.begin():
-            stored = session.get(Job, job.id)
-            if stored is not None and stored.status == "running":
-                finish_job(session, stored, answer.model_dump(mode="json"))
-
-    retry_database(store, f"job {job.id}: storing the preview")
+    store_result(ctx, job, answer)
 
 
 def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:

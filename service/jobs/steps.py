@@ -4,14 +4,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from pipeline.errors import PipelineError
 from pipeline.extract import PipelineResult
 from pipeline.tracks import Track
 from service.context import ServiceContext
+from service.db.faults import retry_database
 from service.db.tables import Job
 from service.errors import ServiceError, describe, job_failure_status
 from service.jobs.artefacts import Artefacts, Label, artefact_dir, render
-from service.jobs.store import ProgressWriter
+from service.jobs.store import ProgressWriter, finish_job
 from service.metrics import JOB_STAGE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,18 @@ def run_pipeline(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Pip
     for stage, seconds in result.times.seconds.items():
         JOB_STAGE_SECONDS.labels(stage).observe(seconds)
     return result
+
+
+def store_result(ctx: ServiceContext, job: Job, answer: BaseModel) -> None:
+    """Record the job's success with its result, unless it was cancelled (or already stored) meanwhile."""
+
+    def store() -> None:
+        with ctx.sessions() as session, session.begin():
+            stored = session.get(Job, job.id)
+            if stored is not None and stored.status == "running":
+                finish_job(session, stored, answer.model_dump(mode="json"))
+
+    retry_database(store, f"job {job.id}: storing the result")
 
 
 def render_artefacts(

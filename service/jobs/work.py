@@ -32,7 +32,7 @@ from service.jobs.artefacts import (
     write_sequence_sheets,
 )
 from service.jobs.group import enroll_group, preview
-from service.jobs.steps import JobFailedError, render_artefacts, run_pipeline
+from service.jobs.steps import JobFailedError, render_artefacts, run_pipeline, store_result
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
 from service.metrics import JOBS_TOTAL
 from service.recognition import JobCancelledError, WalkAnswer, answer_walk
@@ -135,14 +135,7 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
         tracks=tracks,
         annotated_video=video,
     )
-
-    def store() -> None:
-        with ctx.sessions() as session, session.begin():
-            stored = session.get(Job, job.id)
-            if stored is not None and stored.status == "running":
-                finish_job(session, stored, answer.model_dump(mode="json"))
-
-    retry_database(store, f"job {job.id}: storing the result")
+    store_result(ctx, job, answer)
 
 
 def walk_answers(ctx: ServiceContext, tracks: list[Track], threshold: float, top_k: int) -> dict[int, WalkAnswer]:
