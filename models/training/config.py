@@ -1,6 +1,6 @@
 """Training configuration, read from a YAML file (see ``configs/`` in the repository).
 
-A config may start from another with ``extends: other.yaml`` (a path beside it): the later stage of
+A config may start from another with ``base: other.yaml`` (a path beside it): the later stage of
 a run then states only what changes (its run folder, seed, schedule, starting weights). Mappings are
 merged key by key, at any depth; any other value replaces the parent's. The run folder's copy
 (``config.yaml``) is the merged result, complete on its own.
@@ -73,19 +73,19 @@ def _section(cls: type[T], values: dict[str, Any] | None, name: str) -> T:
 
 
 def _read(path: Path, children: tuple[Path, ...]) -> dict[str, Any]:
-    """The config at ``path`` with its ``extends`` chain merged in (``children``: the files extending it)."""
+    """The config at ``path`` with its ``base`` chain merged in (``children``: the files extending it)."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ModelError(f"training config {path} is unreadable: {one_line(error)}", code="bad_train_config") from None
     if not isinstance(raw, dict):
         raise ModelError(f"training config {path} must be a mapping", code="bad_train_config")
-    parent = raw.pop("extends", None)
+    parent = raw.pop("base", None)
     if parent is None:
         return raw
     parent_path = path.parent / str(parent)
     if parent_path.resolve() in {p.resolve() for p in (*children, path)}:
-        raise ModelError(f"training config {path} extends itself through {parent}", code="bad_train_config")
+        raise ModelError(f"training config {path} is its own base through {parent}", code="bad_train_config")
     return _merge(_read(parent_path, (*children, path)), raw)
 
 

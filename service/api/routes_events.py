@@ -8,7 +8,7 @@ gets exactly the events it missed.
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
@@ -26,7 +26,7 @@ from service.auth import key_is_active
 from service.context import ServiceContext
 from service.db.tables import StreamEvent, utcnow
 from service.errors import NotFoundError
-from service.streams.payload import event_answer, event_payload
+from service.streams.payload import event_answer, event_payload, preloaded
 
 router = APIRouter(prefix="/v1/events", tags=["streams"])
 EventId = Annotated[int, Path(ge=1, le=2**62, description="the event's id")]
@@ -74,9 +74,12 @@ def list_events(
         query = query.where(StreamEvent.created_at >= since)
     if until is not None:
         query = query.where(StreamEvent.created_at < until)
-    return page_of(
-        session, query, (StreamEvent.id.desc(),), limit, offset, lambda rows: [event_answer(session, e) for e in rows]
-    )
+
+    def out(rows: Sequence[StreamEvent]) -> list[IdentificationEvent]:
+        with preloaded(session, rows):
+            return [event_answer(session, e) for e in rows]
+
+    return page_of(session, query, (StreamEvent.id.desc(),), limit, offset, out)
 
 
 @router.get(
@@ -111,7 +114,8 @@ async def follow_events(
             if sent:
                 query = query.where(StreamEvent.id.not_in(sent))
             rows = session.scalars(query.order_by(StreamEvent.id).limit(BATCH)).all()
-            return [(e.id, e.created_at, json.dumps(event_payload(session, e))) for e in rows]
+            with preloaded(session, rows):
+                return [(e.id, e.created_at, json.dumps(event_payload(session, e))) for e in rows]
 
     async def messages() -> AsyncIterator[str]:
         # Ids are handed out when a row is inserted, not when it commits: with several writers

@@ -1,13 +1,16 @@
 """The JSON of a stream event: the same in ``GET /v1/events``, on Server-Sent Events and in webhook bodies."""
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.matching import Candidate
 from service.answers import IdentificationEvent, StreamBrief
 from service.db.briefs import candidate_answer, subject_brief
-from service.db.tables import Stream, StreamEvent
+from service.db.tables import Stream, StreamEvent, Subject
 
 
 def event_answer(session: Session, event: StreamEvent) -> IdentificationEvent:
@@ -35,6 +38,21 @@ def event_answer(session: Session, event: StreamEvent) -> IdentificationEvent:
         snapshot=f"/v1/events/{event.id}/snapshot" if event.snapshot_path else None,
         created_at=event.created_at,
     )
+
+
+@contextmanager
+def preloaded(session: Session, events: Sequence[StreamEvent]) -> Iterator[None]:
+    """While the block runs, the streams and subjects a page of events names are in the session, loaded
+    in two statements: answering each event finds them there instead of asking the database once per
+    event and candidate (the session keeps a row only while something refers to it: here, this frame)."""
+    subjects = {e.subject_id for e in events if e.subject_id} | {c["subject_id"] for e in events for c in e.candidates}
+    streams = {e.stream_id for e in events}
+    loaded: list[Subject | Stream] = []
+    if subjects:
+        loaded += session.scalars(select(Subject).where(Subject.id.in_(subjects))).all()
+    if streams:
+        loaded += session.scalars(select(Stream).where(Stream.id.in_(streams))).all()
+    yield
 
 
 def event_payload(session: Session, event: StreamEvent) -> dict[str, Any]:

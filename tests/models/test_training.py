@@ -102,10 +102,10 @@ def test_unknown_config_keys_are_refused(tmp_path):
 
 
 def test_a_later_stage_states_only_what_changes(tmp_path):
-    """``extends``: mappings merge at any depth, other values replace; the run's config copy is complete."""
+    """``base``: mappings merge at any depth, other values replace; the run's config copy is complete."""
     (tmp_path / "base.yaml").write_text((REPO / "configs" / "smoke_cpu.yaml").read_text())
     (tmp_path / "later.yaml").write_text(
-        "extends: base.yaml\nrun_dir: var/runs/later\nseed: 7\noptimizer: {milestones: [35]}\n"
+        "base: base.yaml\nrun_dir: var/runs/later\nseed: 7\noptimizer: {milestones: [35]}\n"
         "model: {config: {channels: [8, 16, 32, 32]}}\n"
     )
     base, later = load_train_config(tmp_path / "base.yaml"), load_train_config(tmp_path / "later.yaml")
@@ -113,15 +113,15 @@ def test_a_later_stage_states_only_what_changes(tmp_path):
     assert later.optimizer.lr == base.optimizer.lr == 0.05  # the parent's, kept beside the changed milestones
     assert later.model.channels == (8, 16, 32, 32) and later.model.classes == base.model.classes == 4
     assert later.sampling == base.sampling and later.data_root == base.data_root
-    assert "extends" not in later.raw and later.raw["optimizer"] == {"lr": 0.05, "milestones": [35], "gamma": 0.1}
+    assert "base" not in later.raw and later.raw["optimizer"] == {"lr": 0.05, "milestones": [35], "gamma": 0.1}
 
 
 def test_a_config_extending_itself_is_refused(tmp_path):
     from models.errors import ModelError
 
-    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
-    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
-    with pytest.raises(ModelError, match="extends itself"):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ModelError, match="its own base"):
         load_train_config(tmp_path / "a.yaml")
 
 

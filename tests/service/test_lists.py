@@ -18,7 +18,7 @@ from service.api.app import create_app
 from service.auth import issue_key
 from service.db.engine import make_engine, make_session_factory
 from service.db.migrate import upgrade
-from service.db.tables import GaitSequence, Subject
+from service.db.tables import GaitSequence, Stream, StreamEvent, Subject, utcnow
 from service.gallery.sync import embedding_to_bytes, record_change
 from service.settings import Settings
 from tests.service.conftest import serve_in_process
@@ -27,14 +27,15 @@ SUBJECTS = 120
 
 
 def _seed(database_url: str) -> str:
-    """SUBJECTS subjects with one sequence each, and a read key."""
+    """SUBJECTS subjects with one sequence each, one event naming each (with five candidates), and a read key."""
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session, session.begin():
-            for n in range(SUBJECTS):
-                subject = Subject(name=f"person {n}")
-                session.add(subject)
-                session.flush()
+            subjects = [Subject(name=f"person {n}") for n in range(SUBJECTS)]
+            stream = Stream(name="door", url="rtsp://127.0.0.1/door")
+            session.add_all([*subjects, stream])
+            session.flush()
+            for n, subject in enumerate(subjects):
                 sequence = GaitSequence(
                     subject_id=subject.id,
                     model_key="default@3",
@@ -45,6 +46,23 @@ def _seed(database_url: str) -> str:
                 session.add(sequence)
                 session.flush()
                 record_change(session, sequence.model_key, sequence.id, "add")
+                candidates = [subjects[(n + k) % SUBJECTS].id for k in range(5)]
+                session.add(
+                    StreamEvent(
+                        stream_id=stream.id,
+                        track_id=n,
+                        started_at=utcnow(),
+                        ended_at=utcnow(),
+                        decision="match",
+                        subject_id=subject.id,
+                        score=0.9,
+                        confidence=0.99,
+                        threshold=0.99,
+                        good_frames=30,
+                        candidates=[{"subject_id": c, "score": 0.9, "confidence": 0.99} for c in candidates],
+                        model_key="default@3",
+                    )
+                )
             _, key = issue_key(session, "read", "test-read")
         return key
     finally:
@@ -70,16 +88,20 @@ def in_process_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, 
         yield url, key, statements
 
 
-def test_listing_subjects_costs_the_same_statements_for_5_or_all(in_process_server):
+@pytest.mark.parametrize("path", ["/v1/subjects", "/v1/events"])
+def test_a_page_costs_the_same_statements_for_5_rows_or_all(in_process_server, path: str):
     url, key, statements = in_process_server
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=120) as client:
         counts = {}
         for limit in (5, 500):
             statements.clear()
-            page = client.get("/v1/subjects", params={"limit": limit}).json()
+            page = client.get(path, params={"limit": limit}).json()
             counts[limit] = len(statements)
             assert len(page["items"]) == min(limit, SUBJECTS) and page["total"] == SUBJECTS
-            assert all(item["sequences"] == 1 for item in page["items"])
+            if path == "/v1/subjects":
+                assert all(item["sequences"] == 1 for item in page["items"])
+            else:
+                assert all(item["subject"] and len(item["candidates"]) == 5 for item in page["items"])
     assert counts[5] == counts[500], f"statements for limit 5 vs 500: {counts}"
 
 
