@@ -54,7 +54,10 @@ def require(permission: Permission) -> Callable[..., Principal]:
 WaitSeconds = Annotated[
     float,
     Query(
-        ge=0, le=3600, description="seconds to wait for the result before answering 202 (at most the server's limit)"
+        ge=0,
+        le=3600,
+        description="seconds to wait for the result before answering 202 with the job to poll; the server waits "
+        "at most GAITID_MAX_WAIT_SECONDS (300 by default) whatever is asked",
     ),
 ]
 IdempotencyKey = Annotated[
