@@ -77,7 +77,7 @@ class IdentifyResult(BaseModel):
     annotated_video: str | None = Field(
         None,
         description="URL of the video with each person's box and answer drawn on it (WebM, at most 640 px wide); "
-        "null when the service keeps no job artefacts",
+        "null when the service keeps no job artefacts or the video could not be rendered",
     )
 
 

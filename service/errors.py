@@ -74,6 +74,8 @@ class NotReadyError(ServiceError):
 # same whether the job failed in this process or in a worker.
 JOB_FAILURE_STATUS = {
     "multiple_tracks": 409,
+    "external_id_taken": 409,
+    "insufficient_storage": 507,
     "subject_not_found": 404,
     "silhouettes_too_large": 413,
     "internal_error": 500,

@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address `gaitid serve` binds to")
     port: int = Field(8000, ge=1, le=65535, description="port `gaitid serve` listens on")
-    data_dir: Path = Field(Path("var/data"), description="uploads and job inputs (removed when a job ends)")
+    data_dir: Path = Field(
+        Path("var/data"),
+        description="job inputs (removed when a job ends), job artefacts (removed with the job), enrolled walks' "
+        "contact sheets and stream snapshots",
+    )
     model: str = Field("default", description="registry name of the gait model used for new embeddings")
     embed_backend: Literal["onnx", "torch"] = Field("onnx", description="runtime for the gait model")
     embed_device: str = Field("cpu", description="cpu or cuda")
@@ -95,7 +99,9 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(16, ge=1, description="queued + running jobs before new ones get 429")
     job_workers: int = Field(1, ge=1, le=64, description="in-process job threads")
     job_max_attempts: int = Field(3, ge=1, description="runs of a job interrupted by crashes before it fails")
-    max_wait_seconds: float = Field(300.0, ge=0, description="longest ?wait= a request may ask for")
+    max_wait_seconds: float = Field(
+        300.0, ge=0, description="longest a request's ?wait= holds it (a longer ask waits this long, then 202)"
+    )
     match_threshold: float | None = Field(
         None,
         ge=-1,

@@ -2,15 +2,17 @@
 people in one job. The video is processed once; the enrollment reuses the preview's silhouettes."""
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.answers import PreviewResult
 from service.api.deps import Context, DbSession, Enroller, IdempotencyKey, WaitSeconds
 from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.schemas import JOB_RESPONSES, JobOut
 from service.api.schemas_enrollments import GroupEnrollment
-from service.api.submit import job_response, submit_job, submit_work, wait_for
+from service.api.submit import job_response, replayed_work, submit_job, submit_work, wait_for
 from service.db.tables import Job, Subject
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 
@@ -59,15 +61,17 @@ async def enroll_group(
     ctx: Context,
 ) -> JSONResponse:
     """Enroll several of a preview's tracks, each as an existing or a new subject, in one job: all or none."""
-    _check(session, body)
     params = {"preview_job_id": body.preview_job_id, "people": [p.model_dump() for p in body.people]}
-    job = await submit_work(request, ctx, principal, "enroll_group", params, idempotency_key)
+    job = await run_in_threadpool(replayed_work, ctx, principal, "enroll_group", params, idempotency_key)
+    if job is None:
+        await run_in_threadpool(_check, session, body)
+        job = await submit_work(request, ctx, principal, "enroll_group", params, idempotency_key)
     if wait > 0:
         job = await wait_for(ctx, job.id, wait)
     return job_response(job, 201)
 
 
-def _check(session: DbSession, body: GroupEnrollment) -> None:
+def _check(session: Session, body: GroupEnrollment) -> None:
     """Refuse now what the job would fail on: a missing or unfinished preview, unusable tracks, unknown
     subjects, taken external ids."""
     preview_job = session.get(Job, body.preview_job_id)

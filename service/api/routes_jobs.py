@@ -11,12 +11,20 @@ from service.api.inputs import INPUT_REQUEST_BODY
 from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES, JOB_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
+from service.auth import Permission
 from service.db import audit
 from service.db.tables import Job
 from service.errors import ConflictError, ForbiddenError, NotFoundError
 from service.jobs.artefacts import MEDIA_TYPES, SERVED_NAME, artefact_dir
 from service.jobs.store import cancel_job, remove_input
 
+# who may cancel a job: whoever may start one of its kind
+CANCEL_PERMISSION: dict[str, Permission] = {
+    "enroll": "enroll",
+    "preview": "enroll",
+    "enroll_group": "enroll",
+    "identify": "identify",
+}
 router = APIRouter(prefix="/v1", tags=["identify", "jobs"])
 JobId = Annotated[str, Path(min_length=1, max_length=36)]
 
@@ -76,7 +84,7 @@ def get_artefact(
     """A picture or video the job left (its result links each one), until job retention removes it."""
     get_or_404(session, Job, job_id, "job")
     path = artefact_dir(ctx.settings.data_dir, job_id) / name
-    if not SERVED_NAME.match(name) or not path.is_file():
+    if not SERVED_NAME.fullmatch(name) or not path.is_file():
         raise NotFoundError(f"job {job_id} has no artefact {name}", code="artefact_not_found")
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": "private, max-age=3600"})
 
@@ -89,7 +97,7 @@ def cancel(
 ) -> JobOut:
     """Cancel a queued or running job (a running one stops within about a second)."""
     job = get_or_404(session, Job, job_id, "job")
-    if not principal.can("enroll" if job.kind == "enroll" else "identify"):
+    if not principal.can(CANCEL_PERMISSION[job.kind]):
         raise ForbiddenError(f"role {principal.role!r} may not cancel {job.kind} jobs")
     if not cancel_job(session, job):
         raise ConflictError(f"job {job_id} has already ended ({job.status})", code="job_finished")

@@ -120,7 +120,8 @@ class JobError(BaseModel):
 
 
 class JobOut(BaseModel):
-    """An enrollment or identification: its state, progress and, once ended, its result or error."""
+    """Long work (an enrollment, an identification, a preview, a group enrollment): its state, progress and,
+    once ended, its result or error."""
 
     id: str = Field(description="the job's id (GET /v1/jobs/{id})")
     kind: Literal["enroll", "identify", "preview", "enroll_group"] = Field(
@@ -131,11 +132,14 @@ class JobOut(BaseModel):
         description="queued and running jobs are active; succeeded, failed and cancelled ones have ended"
     )
     stage: str = Field(
-        description="the step under way: queued, starting, pipeline, embed, match (identify), then done, failed "
-        "or cancelled"
+        description="the step under way: queued, starting, pipeline, embed, match (identify), render (pictures), "
+        "store (group enrollment), then done, failed or cancelled"
     )
     progress: float = Field(ge=0, le=1, description="share of the work done, 0..1 (1 once succeeded)")
-    subject_id: str | None = Field(description="the subject an enroll job adds a walk to; null for identify jobs")
+    subject_id: str | None = Field(
+        description="the subject an enroll job adds a walk to; null for the other kinds (a group enrollment names "
+        "its subjects in its result)"
+    )
     created_at: datetime = Field(description="when the job was accepted (UTC)")
     started_at: datetime | None = Field(
         description="when a worker (last) started it (UTC); null while it has not started"
@@ -146,7 +150,7 @@ class JobOut(BaseModel):
 
 
 class UrlInput(BaseModel):
-    """The JSON body of enroll and identify: a video to fetch instead of an upload."""
+    """The JSON body of enroll, identify and preview: a video to fetch instead of an upload."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -114,6 +114,16 @@ async def submit_job(
     return job
 
 
+def replayed_work(
+    ctx: ServiceContext, principal: Principal, kind: str, params: dict[str, Any], idempotency_key: str | None
+) -> Job | None:
+    """The original job of a repeated upload-free request (same key, same body), or None: a replay must not be
+    refused by checks that only a first request can pass (its preview gone, its new subject now taken)."""
+    if not idempotency_key or (existing := _existing(ctx, principal, idempotency_key)) is None:
+        return None
+    return _replay(existing, _digest(kind, None, "", params))
+
+
 async def submit_work(
     request: Request,
     ctx: ServiceContext,

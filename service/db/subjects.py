@@ -33,12 +33,28 @@ def sequence_counts(session: Session, subject_ids: Sequence[str], model_key: str
     return counts
 
 
+def add_subject(
+    session: Session, key_id: str | None, external_id: str | None, name: str, metadata: dict[str, Any]
+) -> Subject:
+    """A new subject in the caller's transaction, with its audit entry. A taken ``external_id`` raises 409
+    ``external_id_taken``; if another transaction took it meanwhile, the flush fails and so does the
+    caller's transaction (nothing of it is kept)."""
+    if external_id is not None and session.scalar(select(Subject.id).where(Subject.external_id == external_id)):
+        raise ConflictError(f"external_id {external_id!r} is taken", code="external_id_taken")
+    subject = Subject(id=new_id(), external_id=external_id, name=name, attributes=metadata)
+    session.add(subject)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ConflictError(f"external_id {external_id!r} is taken", code="external_id_taken") from None
+    audit.record(session, key_id, "subject.create", f"subject:{subject.id}", external_id=external_id)
+    return subject
+
+
 def create_subject(
     session: Session, key_id: str | None, external_id: str | None, name: str, metadata: dict[str, Any]
 ) -> Subject:
-    subject = Subject(id=new_id(), external_id=external_id, name=name, attributes=metadata)
-    session.add(subject)
-    audit.record(session, key_id, "subject.create", f"subject:{subject.id}", external_id=external_id)
+    subject = add_subject(session, key_id, external_id, name, metadata)
     _commit_unique(session, external_id)
     return subject
 

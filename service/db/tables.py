@@ -116,7 +116,7 @@ class Job(Base):
     __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key", name="uq_jobs_idempotency"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20))  # "enroll" | "identify"
+    kind: Mapped[str] = mapped_column(String(20))  # "enroll" | "identify" | "preview" | "enroll_group"
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     stage: Mapped[str] = mapped_column(String(40), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)

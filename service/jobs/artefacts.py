@@ -7,9 +7,10 @@ video, the same frames, rotation and limits as the pipeline's, so a box drawn on
 box the tracker gave for frame ``n``.
 """
 
+import logging
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,8 +25,10 @@ from pipeline.output import contact_sheet
 from pipeline.tracks import Track
 from service.answers import TrackAnswer
 
+log = logging.getLogger(__name__)
+
 # what GET /v1/jobs/{id}/artefacts/{name} serves; a preview's silhouettes (.npy) stay inside
-SERVED_NAME = re.compile(r"^(track-\d{1,9}\.jpg|track-\d{1,9}-sheet\.png|annotated\.webm)$")
+SERVED_NAME = re.compile(r"track-[0-9]{1,9}\.jpg|track-[0-9]{1,9}-sheet\.png|annotated\.webm")  # fullmatch
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webm": "video/webm"}
 THUMBNAIL_HEIGHT = 192  # px: a card's picture of the person
 VIDEO_MAX_WIDTH = 640  # px: the annotated video is for looking, not for measuring
@@ -58,8 +61,10 @@ def write_sequence_sheets(data_dir: Path, sheets: Mapping[int, np.ndarray]) -> N
         path = sequence_sheet(data_dir, sequence_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), contact_sheet(silhouettes))
+            written = cv2.imwrite(str(path), contact_sheet(silhouettes))
         except OSError:
+            written = False
+        if not written:
             path.unlink(missing_ok=True)
 
 
@@ -96,7 +101,7 @@ def label_of(answer: TrackAnswer) -> Label:
     return Label("too short", UNUSABLE_COLOUR)
 
 
-def with_artefacts(job_id: str, made: Artefacts, track_id: int) -> dict[str, str | None]:
+def artefact_links(job_id: str, made: Artefacts, track_id: int) -> dict[str, str | None]:
     """A track's ``thumbnail`` and ``contact_sheet`` URLs (None where nothing was written)."""
     thumbnail, sheet = made.thumbnails.get(track_id), made.sheets.get(track_id)
     return {
@@ -115,16 +120,18 @@ def render(
     tracks: list[Track],
     folder: Path,
     labels: Mapping[int, Label] | None = None,
+    tick: Callable[[], None] = lambda: None,
 ) -> Artefacts:
     """Write each track's thumbnail (the person at mid-track) and contact sheet into ``folder``, and
-    with ``labels`` the video with every labelled track's box and label (VP8 WebM, plays in browsers)."""
+    with ``labels`` the video with every labelled track's box and label (VP8 WebM, plays in browsers).
+    ``tick`` is called on every frame (a job's heartbeat and cancel check: it may raise to stop)."""
     folder.mkdir(parents=True, exist_ok=True)
     made = Artefacts()
     for track in tracks:
         if track.good_frames:
             name = f"track-{track.track_id}-sheet.png"
-            cv2.imwrite(str(folder / name), contact_sheet(track.silhouettes))
-            made.sheets[track.track_id] = name
+            if cv2.imwrite(str(folder / name), contact_sheet(track.silhouettes)):
+                made.sheets[track.track_id] = name
     middles: dict[int, list[Track]] = {}  # frame → the tracks whose middle frame it is
     for track in tracks:
         if track.boxes:
@@ -135,11 +142,12 @@ def render(
             if track.track_id in labels:
                 for frame_index, box in track.boxes:
                     boxes_at.setdefault(frame_index, []).append((track, box))
-    writer = _VideoWriter(folder / "annotated.webm") if labels is not None else None
+    writer = _VideoWriter(folder / "annotated.webm") if labels else None  # no one to label: no video
     try:
         with VideoSource(source, config.limits, config.rotate) as video:
             fps = video.info.fps or 25.0
             for frame in video.frames():
+                tick()
                 for track in middles.get(frame.index, []):
                     name = f"track-{track.track_id}.jpg"
                     if _write_thumbnail(frame.image, track.boxes[len(track.boxes) // 2][1], folder / name):
@@ -149,9 +157,12 @@ def render(
                     for labelled, box in boxes_at.get(frame.index, []):
                         _draw(image, box, labels[labelled.track_id])
                     writer.write(image, fps / config.limits.frame_stride)
-    finally:
+    except BaseException:
         if writer is not None:
-            made.video = "annotated.webm" if writer.close() else None
+            writer.abandon()
+        raise
+    if writer is not None:
+        made.video = "annotated.webm" if writer.close() else None
     return made
 
 
@@ -215,7 +226,7 @@ class _VideoWriter:
         if self.container is None:
             height, width = image.shape[:2]
             scale = min(1.0, VIDEO_MAX_WIDTH / width)
-            self.size = (round(width * scale) // 2 * 2, round(height * scale) // 2 * 2)
+            self.size = (max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2))
             self.container = av.open(str(self.path), mode="w", format="webm")
             self.stream = self.container.add_stream("libvpx", rate=Fraction(fps).limit_denominator(1001))
             self.stream.width, self.stream.height = self.size
@@ -225,6 +236,15 @@ class _VideoWriter:
         small = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         for packet in self.stream.encode(av.VideoFrame.from_ndarray(small, format="bgr24")):
             self.container.mux(packet)
+
+    def abandon(self) -> None:
+        """Drop a half-written video (rendering stopped): close what is open, ignore what fails now."""
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:  # the first error is the one reported; this one only frees the file
+                log.debug("closing an abandoned video failed", exc_info=True)
+        self.path.unlink(missing_ok=True)
 
     def close(self) -> bool:
         """Finish the file; False when no frame was written (nothing to show)."""

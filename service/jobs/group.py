@@ -8,24 +8,28 @@ batch and stores every sequence (and every new subject) in one transaction: all 
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.summary import TrackSummary
 from service.answers import EnrollResult, GroupEnrollResult, PreviewResult, PreviewTrack
 from service.context import ServiceContext
-from service.db import audit
-from service.db.faults import retry_database
-from service.db.subjects import add_sequence
-from service.db.tables import Job, Subject, new_id
+from service.db.faults import disk_full, retry_database
+from service.db.subjects import add_sequence, add_subject
+from service.db.tables import Job, Subject
 from service.jobs.artefacts import (
     artefact_dir,
+    artefact_links,
     load_silhouettes,
     save_silhouettes,
-    with_artefacts,
-    write_sequence_sheets,
 )
-from service.jobs.steps import JobFailedError, job_artefact_dir, render_artefacts, run_pipeline, store_result
+from service.jobs.steps import (
+    JobFailedError,
+    job_artefact_dir,
+    keep_sequence_sheets,
+    render_artefacts,
+    run_pipeline,
+    store_result,
+)
 from service.jobs.store import ProgressWriter, finish_job
 
 
@@ -33,14 +37,21 @@ def preview(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     result = run_pipeline(ctx, job, progress)
     progress("render", 0.92, force=True)
     folder = job_artefact_dir(ctx, job)
-    for track in result.kept:
-        save_silhouettes(folder, track)
-    made = render_artefacts(ctx, job, result.tracks)
+    try:
+        for track in result.kept:
+            save_silhouettes(folder, track)  # what a later enrollment reads: kept even without pictures
+    except OSError as error:
+        if not disk_full(error):
+            raise
+        raise JobFailedError(
+            "no room left on the server to keep the preview; retry later", "insufficient_storage"
+        ) from None
+    made = render_artefacts(ctx, job, result.tracks, progress)
     answer = PreviewResult(
         frames=result.frames,
         truncated=result.truncated,
         tracks=[
-            PreviewTrack(**TrackSummary.of(t).model_dump(), **with_artefacts(job.id, made, t.track_id))
+            PreviewTrack(**TrackSummary.of(t).model_dump(), **artefact_links(job.id, made, t.track_id))
             for t in result.tracks
         ],
     )
@@ -50,7 +61,7 @@ def preview(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     preview_id: str = job.params["preview_job_id"]
     people: list[dict[str, Any]] = job.params["people"]
-    tracks = retry_database(lambda: _previewed_tracks(ctx, preview_id), f"job {job.id}: reading the preview")
+    source, tracks = retry_database(lambda: _previewed_tracks(ctx, preview_id), f"job {job.id}: reading the preview")
     folder = artefact_dir(ctx.settings.data_dir, preview_id)
     walks = []
     for person in people:
@@ -83,7 +94,7 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
                     embedding,
                     frames=track.good_frames,
                     quality=track.quality,
-                    source=f"preview {preview_id}",
+                    source=source,
                     track_id=track.track_id,
                     # the job's id (unique among sequences) on its first sequence only: a second delivery of
                     # the job then fails on it and stores nothing, as a repeated single enrollment does
@@ -97,32 +108,27 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
 
     retry_database(store, f"job {job.id}: storing the enrollments")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
-    if ctx.settings.job_artefacts and stored_sequences:
-        write_sequence_sheets(ctx.settings.data_dir, dict(zip(stored_sequences, walks, strict=True)))
+    keep_sequence_sheets(ctx, dict(zip(stored_sequences, walks, strict=True)))
 
 
-def _previewed_tracks(ctx: ServiceContext, preview_id: str) -> dict[int, TrackSummary]:
+def _previewed_tracks(ctx: ServiceContext, preview_id: str) -> tuple[str, dict[int, TrackSummary]]:
+    """The previewed video's name (the file or URL, as its sequences' source) and its tracks."""
     with ctx.sessions() as session:
         preview_job = session.get(Job, preview_id)
     if preview_job is None or preview_job.kind != "preview" or preview_job.status != "succeeded":
         raise JobFailedError(f"preview {preview_id} is gone: preview the video again", "preview_expired")
     result = PreviewResult.model_validate(preview_job.result)
-    return {t.track_id: TrackSummary.model_validate(t.model_dump()) for t in result.tracks}
+    return preview_job.source, {t.track_id: TrackSummary.model_validate(t.model_dump()) for t in result.tracks}
 
 
 def _subject_for(session: Session, job: Job, person: dict[str, Any]) -> str:
-    """The person's subject: the one named, or a new one (created in the enrollment's transaction)."""
+    """The person's subject: the one named, or a new one (created in the enrollment's transaction; a taken
+    external id fails the whole job with ``external_id_taken``)."""
     if person.get("subject_id"):
         if session.get(Subject, person["subject_id"]) is None:
             raise JobFailedError(f"subject {person['subject_id']} was deleted meanwhile", "subject_not_found")
         return str(person["subject_id"])
-    external_id = person.get("external_id")
-    if external_id is not None and session.scalar(select(Subject.id).where(Subject.external_id == external_id)):
-        raise JobFailedError(f"external_id {external_id!r} is taken", "external_id_taken")
-    subject = Subject(
-        id=new_id(), external_id=external_id, name=person.get("name") or "", attributes=person.get("metadata") or {}
+    subject = add_subject(
+        session, job.api_key_id, person.get("external_id"), person.get("name") or "", person.get("metadata") or {}
     )
-    session.add(subject)
-    session.flush()
-    audit.record(session, job.api_key_id, "subject.create", f"subject:{subject.id}", external_id=external_id)
     return subject.id

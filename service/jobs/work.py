@@ -26,13 +26,12 @@ from service.db.subjects import add_sequence
 from service.db.tables import Job, Subject
 from service.errors import ServiceError
 from service.jobs.artefacts import (
+    artefact_links,
     artefact_url,
     label_of,
-    with_artefacts,
-    write_sequence_sheets,
 )
 from service.jobs.group import enroll_group, preview
-from service.jobs.steps import JobFailedError, render_artefacts, run_pipeline, store_result
+from service.jobs.steps import JobFailedError, keep_sequence_sheets, render_artefacts, run_pipeline, store_result
 from service.jobs.store import TERMINAL, ProgressWriter, claim, fail_job, finish_job, remove_input
 from service.metrics import JOBS_TOTAL
 from service.recognition import JobCancelledError, WalkAnswer, answer_walk
@@ -108,8 +107,7 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 
     retry_database(store, f"job {job.id}: storing the enrollment")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
-    if ctx.settings.job_artefacts and stored_sequence:
-        write_sequence_sheets(ctx.settings.data_dir, {stored_sequence[0]: sils})
+    keep_sequence_sheets(ctx, {sequence_id: sils for sequence_id in stored_sequence})
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
@@ -122,10 +120,9 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     tracks = retry_database(lambda: track_answers(ctx, result.tracks, walks), f"job {job.id}: matching")
     video = None
     if ctx.settings.job_artefacts:
-        progress("render", 0.98, force=True)
-        labels = {t.track_id: label_of(t) for t in tracks}
-        made = render_artefacts(ctx, job, result.tracks, labels)
-        tracks = [t.model_copy(update=with_artefacts(job.id, made, t.track_id)) for t in tracks]
+        progress("render", 0.97, force=True)
+        made = render_artefacts(ctx, job, result.tracks, progress, {t.track_id: label_of(t) for t in tracks})
+        tracks = [t.model_copy(update=artefact_links(job.id, made, t.track_id)) for t in tracks]
         video = artefact_url(job.id, made.video) if made.video else None
     answer = IdentifyResult(
         model=ctx.recognizer.model_key,

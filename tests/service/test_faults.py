@@ -348,7 +348,7 @@ def _redis_outage(api: ServerProcess, url: str, broker: PrivateRedis, tmp_path: 
     subject = client.post("/v1/subjects", json={"name": "R"}).json()["id"]
     first = client.post(f"/v1/subjects/{subject}/enrollments?wait=180", files=npy_upload())
     assert first.status_code == 201, first.text + (tmp_path / "worker.log").read_text()[-3000:]
-    eventually(lambda: _files(tmp_path / "data") == [], 30, "the first job's input removed")
+    eventually(lambda: _files(tmp_path / "data" / "jobs") == [], 30, "the first job's input removed")
 
     broker.stop()
     stopped_at = time.monotonic()
@@ -359,7 +359,7 @@ def _redis_outage(api: ServerProcess, url: str, broker: PrivateRedis, tmp_path: 
     assert "Retry-After" in down.headers
     # the refused job was taken back: no row, no staged input; the API serves on
     assert db_scalar(url, "SELECT count(*) FROM jobs") == 1
-    assert _files(tmp_path / "data") == []
+    assert _files(tmp_path / "data" / "jobs") == []
     assert client.get(f"/v1/subjects/{subject}").json()["sequences"] == 1
 
     broker.start()

@@ -58,7 +58,34 @@ def test_a_preview_shows_each_track_with_a_thumbnail_and_contact_sheet(client: h
     assert sheet.status_code == 200 and sheet.headers["content-type"] == "image/png"
     assert sheet.content[:8] == b"\x89PNG\r\n\x1a\n"
     _refused(client.get(f"/v1/jobs/{preview['id']}/artefacts/track-99.jpg"), 404, "artefact_not_found")
-    _refused(client.get(f"/v1/jobs/{preview['id']}/artefacts/track-1.npy"), 404, "artefact_not_found")  # kept inside
+
+
+def test_a_previews_silhouettes_stay_inside(client: httpx.Client, preview: dict, server: ServerProcess):
+    (track,) = [t["track_id"] for t in preview["result"]["tracks"] if t["usable"]]
+    kept = Path(server.env["GAITID_DATA_DIR"]) / "artefacts" / preview["id"] / f"track-{track}.npy"
+    assert kept.is_file(), "the preview keeps the silhouettes a later enrollment reads"
+    _refused(client.get(f"/v1/jobs/{preview['id']}/artefacts/track-{track}.npy"), 404, "artefact_not_found")
+    _refused(client.get(f"/v1/jobs/{preview['id']}/artefacts/track-{track}.jpg%0A"), 404, "artefact_not_found")
+
+
+def test_who_may_cancel_a_preview(client: httpx.Client, preview: dict, server: ServerProcess):
+    """Whoever may start a job of its kind: a preview is enrollment work, not identification."""
+    with server.client(create_key(server.env, "identify")) as identifier:
+        _refused(identifier.delete(f"/v1/jobs/{preview['id']}"), 403, "forbidden")
+    _refused(client.delete(f"/v1/jobs/{preview['id']}"), 409, "job_finished")  # allowed, but it has ended
+
+
+def test_a_repeated_group_enrollment_returns_the_first_job(client: httpx.Client, preview: dict):
+    (track,) = [t["track_id"] for t in preview["result"]["tracks"] if t["usable"]]
+    body = {"preview_job_id": preview["id"], "people": [{"track_id": track, "name": "Kim", "external_id": "emp-kim"}]}
+    key = {"Idempotency-Key": "group-kim"}
+    first = client.post("/v1/enrollments", params=WAIT, json=body, headers=key)
+    again = client.post("/v1/enrollments", params=WAIT, json=body, headers=key)  # not refused: emp-kim is its own
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["id"] == again.json()["id"]
+    assert [s["name"] for s in client.get("/v1/subjects", params={"name": "Kim"}).json()["items"]] == ["Kim"]
+    other = {**body, "people": [{"track_id": track, "name": "Lee"}]}
+    _refused(client.post("/v1/enrollments", json=other, headers=key), 422, "idempotency_key_reused")
 
 
 def test_previewed_tracks_are_enrolled_as_new_and_existing_subjects_in_one_job(client: httpx.Client, preview: dict):

@@ -76,6 +76,7 @@ const api = {
 
   // A picture or video the API serves, as an object URL the page can show; freed when the page changes.
   async objectUrl(path, urls) {
+    if (!path.startsWith("/v1/")) throw new ApiError(0, { message: "not an API path" });  // the key goes to the API only
     const response = await fetch(path, { headers: { "X-API-Key": api.key() || "" } });
     if (!response.ok) throw new ApiError(response.status, null);
     const url = URL.createObjectURL(await response.blob());
@@ -214,11 +215,12 @@ function signOut(message) {
   location.hash = "#/signin";
 }
 
-async function gallery(urls, params) {
+async function gallery(urls, params, stale) {
   const offset = Number(params.get("offset") || 0);
   const name = params.get("name") || "";
   const search = h("input", { type: "search", id: "subject-search", name: "name", value: name });
   const page = await api.get(`/v1/subjects?limit=${PAGE}&offset=${offset}${name ? `&name=${encodeURIComponent(name)}` : ""}`);
+  if (stale()) return;
   const rows = page.items.map((subject) => subjectRow(subject, urls));
   const go = (to) => { location.hash = `#/gallery?offset=${to}${name ? `&name=${encodeURIComponent(name)}` : ""}`; };
   main.replaceChildren(
@@ -391,8 +393,9 @@ function previewForm(preview, subjects, urls) {
   } }, h("div", { class: "cards" }, cards), submit, outcome);
 }
 
-async function streams(urls) {
+async function streams(urls, params, stale) {
   const page = await api.get("/v1/streams?limit=100");
+  if (stale()) return undefined;
   const events = h("ul", { class: "events", id: "events", "aria-live": "polite" });
   const state = h("span", { class: "muted", id: "events-state" }, "connecting…");
   main.replaceChildren(
@@ -418,6 +421,7 @@ async function streams(urls) {
     while (events.children.length > 100) events.lastChild.remove();
   };
   const recent = await api.get("/v1/events?limit=10");
+  if (stale()) return undefined;
   recent.items.slice().reverse().forEach(show);
   const stop = new AbortController();
   followEvents(show, (text) => { state.textContent = text; }, stop.signal);
@@ -432,6 +436,10 @@ async function followEvents(onEvent, onState, signal) {
       const headers = { "X-API-Key": api.key() || "", Accept: "text/event-stream" };
       if (last) headers["Last-Event-ID"] = last;
       const response = await fetch("/v1/events/stream", { headers, signal });
+      if (response.status === 401 || response.status === 403) {
+        signOut("Your API key was refused; sign in again.");
+        return;
+      }
       if (!response.ok) throw new ApiError(response.status, null);
       onState("live");
       const reader = response.body.getReader();
@@ -455,6 +463,10 @@ async function followEvents(onEvent, onState, signal) {
           }
           if (fields.id) last = fields.id;
           if (fields.event === "identification" && fields.data.length) onEvent(JSON.parse(fields.data.join("\n")));
+          if (fields.event === "error") {  // the key was revoked: the server ends the stream for good
+            signOut("Your API key was revoked; sign in with another.");
+            return;
+          }
         }
       }
     } catch (error) {
@@ -465,9 +477,10 @@ async function followEvents(onEvent, onState, signal) {
   }
 }
 
-async function jobs(urls, params) {
+async function jobs(urls, params, stale) {
   const offset = Number(params.get("offset") || 0);
   const page = await api.get(`/v1/jobs?limit=${PAGE}&offset=${offset}`);
+  if (stale()) return;
   const detail = h("div", { id: "job-detail" });
   const show = async (job) => {
     const full = await api.get(`/v1/jobs/${job.id}`);
@@ -507,7 +520,11 @@ async function jobs(urls, params) {
 
 const PAGES = { "/gallery": gallery, "/identify": identify, "/enroll": enroll, "/streams": streams, "/jobs": jobs };
 
+let navigation = 0;  // a page still loading when the user moves on must not draw over the next one
+
 async function route() {
+  if (location.hash && !location.hash.startsWith("#/")) return;  // an in-page link (skip to content)
+  const current = ++navigation;
   leavePage();
   leavePage = () => {};
   const [path, query] = (location.hash.slice(1) || "/gallery").split("?");
@@ -522,14 +539,19 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   const urls = [];
+  const free = (cleanUp) => {
+    if (typeof cleanUp === "function") cleanUp();
+    urls.forEach((url) => URL.revokeObjectURL(url));
+  };
   try {
-    const cleanUp = await page(urls, new URLSearchParams(query || ""));
-    leavePage = () => {
-      if (typeof cleanUp === "function") cleanUp();
-      urls.forEach((url) => URL.revokeObjectURL(url));
-    };
+    const cleanUp = await page(urls, new URLSearchParams(query || ""), () => current !== navigation);
+    if (current !== navigation) {  // the user went elsewhere meanwhile: this page's work is dropped
+      free(cleanUp);
+      return;
+    }
+    leavePage = () => free(cleanUp);
   } catch (error) {
-    say(error.message, true);
+    if (current === navigation) say(error.message, true);
   }
   document.title = `GaitID · ${main.querySelector("h1") ? main.querySelector("h1").textContent : "console"}`;
   main.focus();
