@@ -1,6 +1,7 @@
 """Steps every kind of job shares: the pipeline run, the artefacts, and the failure a client is shown."""
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,11 @@ def render_artefacts(
             raise JobCancelledError
 
     source = job.input_path or job.source
+    started = time.perf_counter()
     try:
-        return render(source, ctx.recognizer.pipeline, tracks, job_artefact_dir(ctx, job), labels, tick)
+        made = render(source, ctx.recognizer.pipeline, tracks, job_artefact_dir(ctx, job), labels, tick)
+        JOB_STAGE_SECONDS.labels("render").observe(time.perf_counter() - started)
+        return made
     except JobCancelledError:
         raise
     except Exception:  # logged with its trace: a render failure is a bug or a broken file, not the job's
