@@ -255,6 +255,22 @@ def test_every_page_is_accessible_markup(server: ServerProcess, browser):
 
 
 @pytest.mark.slow
+def test_names_from_the_server_are_shown_as_text_never_as_markup(server: ServerProcess, browser):
+    admin = create_key(server.env, "admin")
+    name = '<img src="/x" onerror="window.pwned = 1"><b>bold</b>'
+    subject = server.client(admin).post("/v1/subjects", json={"name": name}).json()["id"]
+    browser.get(f"{server.url}/#/signin")
+    browser.execute_script("sessionStorage.setItem('gaitid.apiKey', arguments[0])", admin)
+    browser.get(f"{server.url}/#/gallery")
+    _wait(browser, lambda b: _css(b, f"tr[data-subject='{subject}']"), "the subject listed")
+    cell = browser.find_element("css selector", f"tr[data-subject='{subject}'] td")
+    assert cell.text == name, cell.text
+    assert not cell.find_elements("css selector", "img, b"), "the name became markup"
+    assert browser.execute_script("return window.pwned") is None
+    browser.execute_script("sessionStorage.clear()")
+
+
+@pytest.mark.slow
 def test_the_api_documentation_renders_offline(server: ServerProcess, browser):
     browser.get(f"{server.url}/docs")
     _wait(
