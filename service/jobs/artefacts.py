@@ -32,6 +32,7 @@ SERVED_NAME = re.compile(r"track-[0-9]{1,9}\.jpg|track-[0-9]{1,9}-sheet\.png|ann
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webm": "video/webm"}
 THUMBNAIL_HEIGHT = 192  # px: a card's picture of the person
 VIDEO_MAX_WIDTH = 640  # px: the annotated video is for looking, not for measuring
+VIDEO_MAX_FPS = 15  # its frame rate at most: VP8 encoding is most of the rendering time
 THUMBNAIL_MARGIN = 0.15  # share of the box added around the person
 MATCH_COLOUR = (60, 180, 75)  # BGR: green for a match
 OTHER_COLOUR = (0, 165, 255)  # orange for unknown
@@ -145,18 +146,19 @@ def render(
     writer = _VideoWriter(folder / "annotated.webm") if labels else None  # no one to label: no video
     try:
         with VideoSource(source, config.limits, config.rotate) as video:
-            fps = video.info.fps or 25.0
+            rate = (video.info.fps or 25.0) / config.limits.frame_stride  # decoded frames per second of video
+            every = max(1, round(rate / VIDEO_MAX_FPS))  # the video keeps every n-th of them
             for frame in video.frames():
                 tick()
                 for track in middles.get(frame.index, []):
                     name = f"track-{track.track_id}.jpg"
                     if _write_thumbnail(frame.image, track.boxes[len(track.boxes) // 2][1], folder / name):
                         made.thumbnails[track.track_id] = name
-                if writer is not None and labels is not None:
+                if writer is not None and labels is not None and frame.index % every == 0:
                     image = frame.image.copy()
                     for labelled, box in boxes_at.get(frame.index, []):
                         _draw(image, box, labels[labelled.track_id])
-                    writer.write(image, fps / config.limits.frame_stride)
+                    writer.write(image, rate / every)
     except BaseException:
         if writer is not None:
             writer.abandon()
