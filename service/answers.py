@@ -76,8 +76,9 @@ class IdentifyResult(BaseModel):
     tracks: list[TrackAnswer] = Field(description="every person tracked, usable or not")
     annotated_video: str | None = Field(
         None,
-        description="URL of the video with each person's box and answer drawn on it (WebM, at most 640 px wide); "
-        "null when the service keeps no job artefacts or the video could not be rendered",
+        description="URL of the video with each person's box and answer drawn on it (WebM, at most 640 px wide, "
+        "15 frames/s) when the request asked for it (?annotate=true); null otherwise, when the service keeps no "
+        "job artefacts, or when the video could not be rendered",
     )
 
 

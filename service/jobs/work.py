@@ -121,7 +121,8 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     video = None
     if ctx.settings.job_artefacts:
         progress("render", 0.97, force=True)
-        made = render_artefacts(ctx, job, result.tracks, progress, {t.track_id: label_of(t) for t in tracks})
+        labels = {t.track_id: label_of(t) for t in tracks} if job.params.get("annotate") else None
+        made = render_artefacts(ctx, job, result.tracks, progress, labels)
         tracks = [t.model_copy(update=artefact_links(job.id, made, t.track_id)) for t in tracks]
         video = artefact_url(job.id, made.video) if made.video else None
     answer = IdentifyResult(

@@ -27,9 +27,10 @@ def _enroll(client, subject_id: str, clip, track_id: int | None = None, key: str
         return client.post(f"/v1/subjects/{subject_id}/enrollments?{WAIT}", files=files, data=data, headers=headers)
 
 
-def _identify(client, clip):
+def _identify(client, clip, annotate: bool = False):
+    query = f"{WAIT}&annotate=true" if annotate else WAIT
     with clip.open("rb") as handle:
-        response = client.post(f"/v1/identify?{WAIT}", files={"file": (clip.name, handle, "video/mp4")})
+        response = client.post(f"/v1/identify?{query}", files={"file": (clip.name, handle, "video/mp4")})
     assert response.status_code == 200, response.text
     return response.json()["result"]
 
@@ -98,8 +99,12 @@ def _walk_through(server: ServerProcess, videos_dir) -> dict:
     assert [e["subject_id"] for e in group.json()["result"]["enrolled"]] == [subjects[p] for p in gallery_order[:3]]
 
     indoor = _identify(identifier, videos_dir / "walk_indoor_a_probe.mp4")
-    probes = {clip: _identify(identifier, videos_dir / clip) for clip in ("probe1_4p_high.mp4", "probe2_4p_back.mp4")}
+    probes = {
+        clip: _identify(identifier, videos_dir / clip, annotate=clip == "probe2_4p_back.mp4")
+        for clip in ("probe1_4p_high.mp4", "probe2_4p_back.mp4")
+    }
     order = {clip: left_to_right(videos_dir, clip) for clip in ("walk_indoor_a_probe.mp4", *probes)}
+    assert probes["probe1_4p_high.mp4"]["annotated_video"] is None, "made only when asked for"
     video = identifier.get(probes["probe2_4p_back.mp4"]["annotated_video"])
     return {"subjects": subjects, "indoor": indoor, "probes": probes, "order": order, "annotated": video}
 

@@ -306,7 +306,7 @@ function identify(urls) {
       button.disabled = true;
       results.replaceChildren(panel.node);
       try {
-        const job = await runUpload("/v1/identify", file.files[0], panel);
+        const job = await runUpload("/v1/identify?annotate=true", file.files[0], panel);
         results.replaceChildren(identifyResult(job, urls));
         say("Identification finished.");
       } catch (error) {
