@@ -29,6 +29,7 @@ from service.api.schemas import UrlInput
 from service.api.url_fetch import fetch_url
 from service.db.faults import disk_full
 from service.errors import InsufficientStorageError, ServiceError, UnprocessableError, UnsupportedMediaTypeError
+from service.jobs.store import input_dir
 from service.settings import Settings
 from service.streams.urls import redact_url
 
@@ -134,7 +135,7 @@ async def stage_input(request: Request, settings: Settings, allow_silhouettes: b
     """Read the request's input into ``DATA_DIR/jobs/<job id>/``; 4xx for unusable or unreachable inputs."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     job_id = str(uuid.uuid4())
-    folder = settings.data_dir / "jobs" / job_id
+    folder = input_dir(settings.data_dir, job_id)
     try:
         if content_type == "application/json":
             try:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import audit
 from service.db.tables import Job, utcnow
 from service.jobs.artefacts import remove_artefacts
-from service.jobs.store import TERMINAL
+from service.jobs.store import TERMINAL, input_dir
 from service.sweeps import PeriodicSweep
 
 BATCH = 500
@@ -40,7 +40,7 @@ def prune_jobs(sessions: sessionmaker[Session], data_dir: Path, before: datetime
             deleted += session.execute(delete(Job).where(Job.id.in_(ids))).rowcount
         for job_id in ids:  # after the commit: no stored job can link a removed file
             remove_artefacts(data_dir, job_id)
-            shutil.rmtree(data_dir / "jobs" / job_id, ignore_errors=True)
+            shutil.rmtree(input_dir(data_dir, job_id), ignore_errors=True)
     if deleted:
         with sessions() as session, session.begin():
             audit.record(session, None, "jobs.prune", before=before.isoformat(), jobs=deleted)

@@ -89,6 +89,11 @@ def is_cancelled(sessions: sessionmaker[Session], job_id: str) -> bool:
         return session.scalar(select(Job.status).where(Job.id == job_id)) == "cancelled"
 
 
+def input_dir(data_dir: Path, job_id: str) -> Path:
+    """Where a job's uploaded or downloaded input lives until the job ends."""
+    return data_dir / "jobs" / job_id
+
+
 def remove_input(job: Job) -> None:
     """Delete a job's uploaded input once the job has ended (it is never needed again)."""
     if job.input_path:
