@@ -75,13 +75,13 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
     progress("embed", 0.5, force=True)
     embeddings = ctx.recognizer.embed(walks)
     progress("store", 0.9, force=True)
-    stored_sequences: list[int] = []  # the new sequences' ids, once committed
 
-    def store() -> None:
+    def store() -> list[int]:
+        """The new sequences' ids, once committed (none when the job was cancelled meanwhile)."""
         with ctx.sessions() as session, session.begin():
             stored = session.get(Job, job.id)
             if stored is None or stored.status != "running":
-                return  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
+                return []  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
             enrolled = []
             for n, (person, embedding) in enumerate(zip(people, embeddings, strict=True)):
                 subject_id = _subject_for(session, job, person)
@@ -104,11 +104,11 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
                     EnrollResult(subject_id=subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track)
                 )
             finish_job(session, stored, GroupEnrollResult(enrolled=enrolled).model_dump(mode="json"))
-        stored_sequences[:] = [e.sequence_id for e in enrolled]
+        return [e.sequence_id for e in enrolled]
 
-    retry_database(store, f"job {job.id}: storing the enrollments")
+    stored = retry_database(store, f"job {job.id}: storing the enrollments")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
-    keep_sequence_sheets(ctx, dict(zip(stored_sequences, walks, strict=True)))
+    keep_sequence_sheets(ctx, dict(zip(stored, walks, strict=True)) if stored else {})
 
 
 def _previewed_tracks(ctx: ServiceContext, preview_id: str) -> tuple[str, dict[int, TrackSummary]]:
