@@ -8,9 +8,9 @@ import pytest
 
 from tests.service.conftest import create_key, db_scalar, npy_upload, running_server, wait_for_job
 
-# short clips, so the pipeline runs (killed, then again) cost seconds: the first 1.9 s of walk_outdoor.mp4,
-# and 2 s of sky
-ENROLL_CLIP = "bad/truncated.mp4"
+# clips short enough that the pipeline runs (killed, then again) cost seconds, yet long enough that the
+# enrollment is still running when the poll sees it start: one walker for 6 s, and 2 s of sky
+ENROLL_CLIP = "toward_camera.mp4"
 IDENTIFY_CLIP = "bad/no_person.mp4"
 
 
@@ -31,7 +31,10 @@ def test_kill_9_mid_job_then_restart(database_url, tmp_path, weights_env, videos
         server.start()
         enrolled = wait_for_job(client, enroll.json()["id"], lambda j: j["status"] not in ("queued", "running"))
         identified = wait_for_job(client, identify.json()["id"], lambda j: j["status"] not in ("queued", "running"))
-        # the interrupted enrollment ran again to its own end: enrolled, or refused for a reason of its input
+        # the kill landed mid-run (the job started twice), and the enrollment ran again to its own end:
+        # enrolled, or refused for a reason of its input
+        attempts = db_scalar(database_url, "SELECT attempts FROM jobs WHERE id = :id", id=enroll.json()["id"])
+        assert attempts == 2, f"the enrollment ran {attempts} time(s): the kill did not interrupt it"
         assert enrolled["status"] == "succeeded" or enrolled["error"]["code"] == "no_walking_person", enrolled
         assert identified["status"] == "succeeded" and identified["result"]["tracks"] == [], identified
         expected = 1 + (enrolled["status"] == "succeeded")  # the acknowledged one is never lost
