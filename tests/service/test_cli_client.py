@@ -167,7 +167,7 @@ def test_a_failed_enrollment_leaves_no_subject_behind(env, api, capsys, videos_d
 
 
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_or_cancel_it(env, api, capsys, videos_dir, tmp_path):
-    video = _unseen_copy(videos_dir / "walk_indoor_a_probe.mp4", tmp_path)
+    video = _unseen_copy(videos_dir / "toward_camera.mp4", tmp_path)
     command = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "identify", str(video)],
         cwd=REPO,
@@ -194,7 +194,7 @@ def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_or_cancel_it(env, 
 
 def test_a_wait_that_runs_out_keeps_the_job_and_its_new_subject(env, api, capsys, videos_dir, tmp_path):
     """The job goes on after ``--wait``: the subject created for it stays, since the job may still enroll into it."""
-    video = _unseen_copy(videos_dir / "walk_indoor_a_probe.mp4", tmp_path)
+    video = _unseen_copy(videos_dir / "toward_camera.mp4", tmp_path)
     status, _, err = _gaitid(env, capsys, "enroll", str(video), "--external-id", "emp-slow", "--wait", "0")
     assert _error_code(status, err) == "timeout" and "gaitid jobs cancel " in err, err
     job_id = err.split("gaitid jobs cancel ")[1].split("`")[0]

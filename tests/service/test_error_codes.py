@@ -217,7 +217,7 @@ def test_command_line_client_errors(api: Api, tmp_path: Path):
 
 # --- jobs that are running: cancelled, or interrupted for good ------------------------------------------
 
-RUNNING_CLIP = "bad/truncated.mp4"  # 58 frames of walk_outdoor.mp4: a pipeline run of seconds, not cached here
+RUNNING_CLIP = "toward_camera.mp4"  # one walker for 6 s: a pipeline run long enough to be caught running
 
 
 @pytest.mark.slow
