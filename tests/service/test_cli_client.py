@@ -166,10 +166,18 @@ def test_a_failed_enrollment_leaves_no_subject_behind(env, api, capsys, videos_d
     assert api.get("/v1/subjects").json()["total"] == before
 
 
+# `gaitid` with Python's own Ctrl-C handler, as in a terminal: a suite started in the background by a
+# non-interactive shell (`make test &`, nohup) inherits SIGINT ignored, and Python keeps it ignored
+_WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from service.cli import main; sys.exit(main())"
+)
+
+
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_or_cancel_it(env, api, capsys, videos_dir, tmp_path):
     video = _unseen_copy(videos_dir / "toward_camera.mp4", tmp_path)
     command = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "identify", str(video)],
+        [sys.executable, "-c", _WITH_CTRL_C, "identify", str(video)],
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
