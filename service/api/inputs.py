@@ -39,23 +39,29 @@ _URL_SCHEMES = ("http", "https")  # cameras (rtsp, ...) are streams: /v1/streams
 _VIDEO_TYPES = ("video/", "application/octet-stream", "application/mp4", "application/x-matroska")
 _SILHOUETTE_TYPES = ("application/x-npy", "application/npy", "application/zip", "application/x-zip-compressed")
 
-# The request body the OpenAPI document shows for enroll and identify.
-INPUT_REQUEST_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "file": {"type": "string", "format": "binary", "description": "the video (or .npy / zip of PNGs)"},
-                    "url": {"type": "string", "description": "instead of a file: http(s) URL of the video"},
-                    "track_id": {"type": "integer", "minimum": 0, "description": "enrollment: the person to enroll"},
-                },
-            }
+
+def input_request_body(*, enrollment: bool) -> dict[str, Any]:
+    """The request body the OpenAPI document shows for a route that takes a video.
+
+    Only enrollment takes silhouettes (.npy, zip of PNGs) and ``track_id``; identify and previews
+    take a video, uploaded or by URL, and their documents must not offer more."""
+    file = "the video, or its silhouettes as .npy / zip of PNGs" if enrollment else "the video"
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": file},
+        "url": {"type": "string", "description": "instead of a file: http(s) URL of the video"},
+    }
+    json_schema = UrlInput.model_json_schema()
+    if enrollment:
+        properties["track_id"] = {"type": "integer", "minimum": 0, "description": "the person to enroll"}
+    else:
+        json_schema = {**json_schema, "properties": {"url": json_schema["properties"]["url"]}}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "properties": properties}},
+            "application/json": {"schema": json_schema},
         },
-        "application/json": {"schema": UrlInput.model_json_schema()},
-    },
-}
+    }
 
 
 @dataclass
@@ -103,19 +109,19 @@ def _parse_track_id(raw: object) -> int | None:
     return value
 
 
-def _sniff(head: bytes, content_type: str, allow_silhouettes: bool) -> InputKind:
+def _sniff(head: bytes, content_type: str, enrollment: bool) -> InputKind:
     kind: InputKind = "npy" if head.startswith(b"\x93NUMPY") else "zip" if head.startswith(b"PK\x03\x04") else "video"
-    if kind != "video" and not allow_silhouettes:
-        raise UnsupportedMediaTypeError("identify takes a video; silhouette files are for enrollment")
-    allowed = _VIDEO_TYPES + (_SILHOUETTE_TYPES if allow_silhouettes else ())
+    if kind != "video" and not enrollment:
+        raise UnsupportedMediaTypeError("this takes a video; silhouette files are for enrollment")
+    allowed = _VIDEO_TYPES + (_SILHOUETTE_TYPES if enrollment else ())
     if content_type and not content_type.startswith(allowed):
         raise UnsupportedMediaTypeError(f"file type {content_type!r} is not a video", code="unsupported_media_type")
     return kind
 
 
-async def _stage_upload(upload: UploadFile, folder: Path, allow_silhouettes: bool) -> tuple[Path, InputKind, str]:
+async def _stage_upload(upload: UploadFile, folder: Path, enrollment: bool) -> tuple[Path, InputKind, str]:
     head = await upload.read(16)
-    kind = _sniff(head, (upload.content_type or "").split(";")[0].strip().lower(), allow_silhouettes)
+    kind = _sniff(head, (upload.content_type or "").split(";")[0].strip().lower(), enrollment)
     if not head:
         raise UnprocessableError("the uploaded file is empty", code="empty_upload")
     folder.mkdir(parents=True, exist_ok=True)
@@ -131,8 +137,19 @@ async def _stage_upload(upload: UploadFile, folder: Path, allow_silhouettes: boo
     return path, kind, digest.hexdigest()
 
 
-async def stage_input(request: Request, settings: Settings, allow_silhouettes: bool) -> StagedInput:
-    """Read the request's input into ``DATA_DIR/jobs/<job id>/``; 4xx for unusable or unreachable inputs."""
+def _enrollment_only(track_id: int | None, enrollment: bool) -> int | None:
+    if track_id is not None and not enrollment:
+        raise UnprocessableError(
+            "track_id picks the person to enroll; identify and previews answer for everyone walking",
+            code="bad_track_id",
+        )
+    return track_id
+
+
+async def stage_input(request: Request, settings: Settings, enrollment: bool) -> StagedInput:
+    """Read the request's input into ``DATA_DIR/jobs/<job id>/``; 4xx for unusable or unreachable inputs.
+
+    Only an ``enrollment`` takes silhouette files and a ``track_id``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     job_id = str(uuid.uuid4())
     folder = input_dir(settings.data_dir, job_id)
@@ -143,15 +160,16 @@ async def stage_input(request: Request, settings: Settings, allow_silhouettes: b
             except (ValueError, ValidationError) as error:
                 message = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "the body is not JSON"
                 raise UnprocessableError(f"invalid JSON body: {message}", code="invalid_request") from None
-            return await _stage_url(job_id, folder, body.url, body.track_id, settings)
+            return await _stage_url(job_id, folder, body.url, _enrollment_only(body.track_id, enrollment), settings)
         if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
             raise UnsupportedMediaTypeError("send multipart/form-data with a file, or application/json with a url")
         async with request.form(max_files=1, max_fields=10) as form:
-            upload, url, track_id = form.get("file"), form.get("url"), _parse_track_id(form.get("track_id"))
+            upload, url = form.get("file"), form.get("url")
+            track_id = _enrollment_only(_parse_track_id(form.get("track_id")), enrollment)
             if isinstance(upload, UploadFile):
                 if url:
                     raise UnprocessableError("send a file or a url, not both", code="invalid_request")
-                path, kind, digest = await _stage_upload(upload, folder, allow_silhouettes)
+                path, kind, digest = await _stage_upload(upload, folder, enrollment)
                 name = Path(upload.filename or "upload").name[:200]
                 return StagedInput(job_id, kind, path, name, digest, track_id)
             if isinstance(url, str) and url:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.answers import PreviewResult
 from service.api.deps import Context, DbSession, Enroller, IdempotencyKey, WaitSeconds
-from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.inputs import input_request_body
 from service.api.schemas import JOB_RESPONSES, JobOut
 from service.api.schemas_enrollments import GroupEnrollment
 from service.api.submit import job_response, replayed_work, submit_job, submit_work, wait_for
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["subjects"])
     "/previews",
     response_model=JobOut,
     responses=JOB_RESPONSES,
-    openapi_extra={"requestBody": INPUT_REQUEST_BODY},
+    openapi_extra={"requestBody": input_request_body(enrollment=False)},
 )
 async def preview(
     *,

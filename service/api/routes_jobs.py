@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
 from service.api.deps import Context, DbSession, IdempotencyKey, Identifier, Reader, WaitSeconds, get_or_404
-from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.inputs import input_request_body
 from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import ERROR_RESPONSES, JOB_RESPONSES, JobOut
 from service.api.submit import job_out, job_response, submit_job, wait_for
@@ -33,7 +33,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=36)]
     "/identify",
     response_model=JobOut,
     responses=JOB_RESPONSES,
-    openapi_extra={"requestBody": INPUT_REQUEST_BODY},
+    openapi_extra={"requestBody": input_request_body(enrollment=False)},
 )
 async def identify(
     *,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import Context, DbSession, Enroller, IdempotencyKey, Reader, WaitSeconds, get_or_404
-from service.api.inputs import INPUT_REQUEST_BODY
+from service.api.inputs import input_request_body
 from service.api.pages import Limit, Offset, Page, page_of
 from service.api.schemas import (
     ERROR_RESPONSES,
@@ -190,7 +190,7 @@ def delete_sequence(
     status_code=201,
     response_model=JobOut,
     responses=JOB_RESPONSES,
-    openapi_extra={"requestBody": INPUT_REQUEST_BODY},
+    openapi_extra={"requestBody": input_request_body(enrollment=True)},
 )
 async def enroll(
     *,

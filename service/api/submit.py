@@ -98,7 +98,7 @@ async def submit_job(
     hold when many requests arrive at once."""
     with ctx.sessions() as session:  # refuse before reading a large upload
         _check_room(ctx, session)
-    staged = await stage_input(request, ctx.settings, allow_silhouettes=kind == "enroll")
+    staged = await stage_input(request, ctx.settings, enrollment=kind == "enroll")
     try:
         if staged.track_id is not None:
             params = {**params, "track_id": staged.track_id}

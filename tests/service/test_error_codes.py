@@ -83,7 +83,11 @@ def test_request_errors_have_their_codes(api: Api):
         _refused(admin.post(enroll, files=npy_upload(), data={"track_id": "two"}), 422, "bad_track_id")
         _refused(admin.post(enroll, files=npy_upload(), data={"track_id": "-1"}), 422, "bad_track_id")
         _refused(admin.post("/v1/identify", json={"url": "ftp://cam.example/walk.mp4"}), 422, "bad_url")
-        _refused(admin.post("/v1/identify", data={"track_id": "1"}), 422, "missing_input")
+        _refused(admin.post("/v1/identify", data={"url": ""}), 422, "missing_input")
+        _refused(admin.post("/v1/identify", data={"track_id": "1"}), 422, "bad_track_id")  # enrollment only
+        _refused(
+            admin.post("/v1/previews", json={"url": "https://cam.example/a.mp4", "track_id": 1}), 422, "bad_track_id"
+        )
         text = {"file": ("a.txt", b"hi", "text/plain")}
         _refused(admin.post("/v1/identify", files=text), 415, "unsupported_media_type")
         broken = admin.post(  # a form part without a name: the multipart parser refuses it

@@ -80,3 +80,19 @@ def test_the_non_json_exemptions_name_real_non_json_answers(spec: dict[str, Any]
         ok = spec["paths"][path]["get"]["responses"]["200"]
         schema = ok.get("content", {}).get("application/json", {}).get("schema", {})
         assert not schema, f"{path} now answers typed JSON ({schema}); drop it from NOT_JSON"
+
+
+def test_video_routes_document_only_the_inputs_they_take(spec: dict[str, Any]):
+    """Only enrollment takes silhouettes and a ``track_id``; identify and previews take a video."""
+
+    def body(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        content = spec["paths"][path]["post"]["requestBody"]["content"]
+        return content["multipart/form-data"]["schema"]["properties"], content["application/json"]["schema"]
+
+    form, json_body = body("/v1/subjects/{subject_id}/enrollments")
+    assert set(form) == {"file", "url", "track_id"} and ".npy" in form["file"]["description"]
+    assert set(json_body["properties"]) == {"url", "track_id"}
+    for path in ("/v1/identify", "/v1/previews"):
+        form, json_body = body(path)
+        assert set(form) == {"file", "url"} and ".npy" not in form["file"]["description"], path
+        assert set(json_body["properties"]) == {"url"}, path
