@@ -26,7 +26,7 @@ def test_the_gallery_takes_the_shape_of_the_model_card():
     ("change", "words"),
     [
         ({"metric": "euclidean"}, "asks for the euclidean metric"),
-        ({"config": make_config("gaitbase", {"parts": 16, "embedding_dim": 100})}, "needs a multiple of 256"),
+        ({"config": make_config("gaitbase", {"parts": 16, "embedding_dim": 100})}, "needs a multiple of 512"),
     ],
 )
 def test_a_model_the_gallery_cannot_serve_is_refused_in_one_line(change: dict, words: str):
