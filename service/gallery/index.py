@@ -41,7 +41,7 @@ PQ_MIN_TRAIN = 256  # 16 vectors per 4-bit centroid: below this a "pq" index sta
 @dataclass(frozen=True)
 class IndexConfig:
     """How the gallery is stored and searched. At 1M entries grown from real embeddings the
-    defaults gave recall@1 0.995 at p50 13 ms on one thread of a busy two-core host (``gaitid bench
+    defaults gave recall@1 0.995 at p50 11.3 ms on one thread of a two-core host (``gaitid bench
     gallery --real``); the 128-byte code with 100 re-scored gave 7.6 ms but recall@1 0.825."""
 
     kind: IndexKind = "auto"
