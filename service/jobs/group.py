@@ -8,6 +8,7 @@ batch and stores every sequence (and every new subject) in one transaction: all 
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from pipeline.summary import TrackSummary
@@ -76,12 +77,12 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
     embeddings = ctx.recognizer.embed(walks)
     progress("store", 0.9, force=True)
 
-    def store() -> list[int]:
-        """The new sequences' ids, once committed (none when the job was cancelled meanwhile)."""
+    def store() -> dict[int, np.ndarray]:
+        """The new sequences' ids → their walks, once committed (none when the job was cancelled meanwhile)."""
         with ctx.sessions() as session, session.begin():
             stored = session.get(Job, job.id)
             if stored is None or stored.status != "running":
-                return []  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
+                return {}  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
             enrolled = []
             for n, (person, embedding) in enumerate(zip(people, embeddings, strict=True)):
                 subject_id = _subject_for(session, job, person)
@@ -104,11 +105,11 @@ def enroll_group(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> Non
                     EnrollResult(subject_id=subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track)
                 )
             finish_job(session, stored, GroupEnrollResult(enrolled=enrolled).model_dump(mode="json"))
-        return [e.sequence_id for e in enrolled]
+        return {e.sequence_id: walk for e, walk in zip(enrolled, walks, strict=True)}
 
-    stored = retry_database(store, f"job {job.id}: storing the enrollments")
+    sheets = retry_database(store, f"job {job.id}: storing the enrollments")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
-    keep_sequence_sheets(ctx, dict(zip(stored, walks, strict=True)) if stored else {})
+    keep_sequence_sheets(ctx, sheets)
 
 
 def _previewed_tracks(ctx: ServiceContext, preview_id: str) -> tuple[str, dict[int, TrackSummary]]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from models.errors import ModelError
@@ -78,12 +79,12 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
     progress("embed", 0.92, force=True)
     embedding = ctx.recognizer.embed([sils])[0]
 
-    def store() -> list[int]:
-        """The new sequence's id, once committed (none when the job was cancelled meanwhile)."""
+    def store() -> dict[int, np.ndarray]:
+        """The new sequence's id → its walk, once committed (none when the job was cancelled meanwhile)."""
         with ctx.sessions() as session, session.begin():
             stored = session.get(Job, job.id)
             if stored is None or stored.status != "running":
-                return []  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
+                return {}  # cancelled meanwhile, or stored by an attempt whose commit was not confirmed
             if session.get(Subject, job.subject_id) is None:
                 raise JobFailedError("the subject was deleted before its enrollment finished", "subject_not_found")
             sequence = add_sequence(
@@ -102,11 +103,11 @@ def _enroll(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
                 subject_id=sequence.subject_id, sequence_id=sequence.id, model=sequence.model_key, track=track
             )
             finish_job(session, stored, answer.model_dump(mode="json"))
-        return [answer.sequence_id]
+        return {answer.sequence_id: sils}
 
-    stored = retry_database(store, f"job {job.id}: storing the enrollment")
+    sheets = retry_database(store, f"job {job.id}: storing the enrollment")
     retry_database(ctx.gallery.sync, f"job {job.id}: updating the gallery")
-    keep_sequence_sheets(ctx, {sequence_id: sils for sequence_id in stored})
+    keep_sequence_sheets(ctx, sheets)
 
 
 def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
