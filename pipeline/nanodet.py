@@ -85,24 +85,43 @@ class NanoDetDetector:
         self.classes = np.asarray(classes, dtype=np.int64)
         self.confidence = confidence
         self.nms_iou = nms_iou
-        self.input_name = session.get_inputs()[0].name  # type: ignore[attr-defined]
+        network_input = session.get_inputs()[0]  # type: ignore[attr-defined]
+        self.input_name = network_input.name
+        # A graph whose height and width are free (``pipeline.tfjs_onnx.free_spatial``) takes a letterbox
+        # of the frame's own aspect ratio; one with a fixed input (an older conversion) the padded square.
+        self.fits_frame = not all(isinstance(d, int) for d in network_input.shape[2:4])
         self.mean = np.asarray(spec.mean_bgr, dtype=np.float32)
         self.scale = 1.0 / np.asarray(spec.std_bgr, dtype=np.float32)
-        self.centres = [self._centres(stride) for stride in spec.strides]
         self.bins = np.arange(spec.reg_max + 1, dtype=np.float32)
+        self._centres: dict[tuple[int, int], list[np.ndarray]] = {}  # input (height, width) → per stride
 
-    def _centres(self, stride: int) -> np.ndarray:
-        cells = self.spec.input_size // stride
-        y, x = np.divmod(np.arange(cells * cells), cells)
-        return (np.stack([x, y], axis=1).astype(np.float32) + 0.5) * stride
+    def centres(self, height: int, width: int) -> list[np.ndarray]:
+        """Per stride, the input-pixel centre of every cell in the head's order (row by row)."""
+        if (height, width) not in self._centres:
+            grids = []
+            for stride in self.spec.strides:
+                rows, cols = height // stride, width // stride
+                y, x = np.divmod(np.arange(rows * cols), cols)
+                grids.append((np.stack([x, y], axis=1).astype(np.float32) + 0.5) * stride)
+            self._centres[(height, width)] = grids
+        return self._centres[(height, width)]
 
     def _input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Letterboxed (top-left), normalised NCHW input and the frame→input scale."""
+        """Letterboxed (top-left), normalised NCHW input and the frame→input scale.
+
+        The long side is scaled to the network's size; the short side is padded up to a multiple of
+        the coarsest stride (each feature map then halves exactly), or to the full square for a graph
+        with a fixed input."""
         size = self.spec.input_size
         height, width = image.shape[:2]
         ratio = size / max(height, width)
         resized = cv2.resize(image, (round(width * ratio), round(height * ratio)), interpolation=cv2.INTER_LINEAR)
-        canvas = np.zeros((size, size, 3), dtype=np.float32)
+        if self.fits_frame:
+            step = max(self.spec.strides)
+            shape = tuple(-(-side // step) * step for side in resized.shape[:2])
+        else:
+            shape = (size, size)
+        canvas = np.zeros((*shape, 3), dtype=np.float32)
         canvas[: resized.shape[0], : resized.shape[1]] = (resized.astype(np.float32) - self.mean) * self.scale
         return canvas.transpose(2, 0, 1)[None], ratio
 
@@ -113,7 +132,8 @@ class NanoDetDetector:
         classes = len(self.spec.class_names)
         by_cells = {(o.shape[1], o.shape[2] == classes): o[0] for o in outputs}  # (cells, is class scores)
         boxes, scores = [], []
-        for stride, centres in zip(self.spec.strides, self.centres, strict=True):
+        grids = self.centres(*tensor.shape[2:4])
+        for stride, centres in zip(self.spec.strides, grids, strict=True):
             cells = len(centres)
             class_scores = by_cells[(cells, True)][:, self.classes]
             best = class_scores.argmax(axis=1)

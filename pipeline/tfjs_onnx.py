@@ -275,7 +275,6 @@ class _Converter:
 
     def _op_ResizeBilinear(self, node: dict, inputs: list[str]) -> None:
         source = self.tensor(inputs[0])
-        batch, _, _, channels = self.graph.static_shape(source)
         height, width = (int(v) for v in np.asarray(self.value(inputs[1])))
         if _attr(node, "align_corners", False):
             mode = "align_corners"
@@ -283,11 +282,17 @@ class _Converter:
             mode = "half_pixel"
         else:
             mode = "asymmetric"
-        sizes = self.graph.constant(np.array([batch, height, width, channels], dtype=np.int64), "sizes")
+        # As scale factors, not sizes: the same graph then runs at any input size (see ``free_spatial``).
+        _, in_height, in_width, _ = self.graph.static_shape(source)
+        scales = np.array([1.0, height / in_height, width / in_width, 1.0], dtype=np.float32)
         self._bind(
             node,
             self.graph.add(
-                "Resize", [source, "", "", sizes], node["name"], mode="linear", coordinate_transformation_mode=mode
+                "Resize",
+                [source, "", self.graph.constant(scales, "scales")],
+                node["name"],
+                mode="linear",
+                coordinate_transformation_mode=mode,
             ),
         )
 
@@ -304,6 +309,27 @@ class _Converter:
         model.ir_version = 8  # readable by every ONNX Runtime the project supports
         onnx.checker.check_model(model)
         return model
+
+
+def free_spatial(model: onnx.ModelProto, axes: tuple[int, int]) -> None:
+    """Let the first input's ``axes`` (height, width) take any size, in place.
+
+    A converted graph has the TF.js input size baked in wherever a node stored a size; resizes are
+    emitted as scale factors and the detector's reshapes infer their last axis (-1), so a
+    convolutional detector then runs on a letterbox of the frame's own aspect ratio instead of a
+    padded square (a 16:9 frame: 62 % of the pixels). Every output dimension other than the first
+    (batch) and the last (values per cell) becomes free too: the number of cells follows the input.
+    """
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in zip(axes, ("height", "width"), strict=True):
+        dims[axis].Clear()
+        dims[axis].dim_param = name
+    for output in model.graph.output:
+        out_dims = output.type.tensor_type.shape.dim
+        for index in range(1, len(out_dims) - 1):
+            out_dims[index].Clear()
+            out_dims[index].dim_param = f"{output.name}_cells"
+    onnx.checker.check_model(model)
 
 
 def convert(model_json: Path) -> onnx.ModelProto:

@@ -28,6 +28,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GAITID_SHARED_DIR", REPO.parent / "shared"))
 OPENGAIT = SHARED / "fixtures" / "opengait"
+# Walkers of the public clips that no shipped detector separates from another (ground_truth.json says
+# why under "hard"): in probe1 W walks behind N ("W and N overlap and occlude each other") and has
+# never had a usable track (the model card's clip table). Until the NanoDet letterbox fitted the
+# frame, a fourth kept track did appear there: Y, lost at 4.6 s and born again at 6.5 s in the same
+# place, one walker counted twice.
+HIDDEN_WALKERS = {"probe1_4p_high.mp4": "W"}
 
 # Two cores on the reference machine: keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

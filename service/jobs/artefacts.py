@@ -125,7 +125,8 @@ def render(
 ) -> Artefacts:
     """Write each track's thumbnail (the person at mid-track) and contact sheet into ``folder``, and
     with ``labels`` the video with every labelled track's box and label (VP8 WebM, plays in browsers).
-    ``tick`` is called on every frame (a job's heartbeat and cancel check: it may raise to stop)."""
+    ``tick`` is called on every frame (a job's heartbeat and cancel check: it may raise to stop). Without
+    labels decoding ends at the last thumbnail's frame."""
     folder.mkdir(parents=True, exist_ok=True)
     made = Artefacts()
     for track in tracks:
@@ -144,6 +145,7 @@ def render(
                 for frame_index, box in track.boxes:
                     boxes_at.setdefault(frame_index, []).append((track, box))
     writer = _VideoWriter(folder / "annotated.webm") if labels else None  # no one to label: no video
+    last_needed = max(middles, default=-1)  # without a video, decoding stops at the last thumbnail
     try:
         with VideoSource(source, config.limits, config.rotate) as video:
             rate = (video.info.fps or 25.0) / config.limits.frame_stride  # decoded frames per second of video
@@ -159,6 +161,8 @@ def render(
                     for labelled, box in boxes_at.get(frame.index, []):
                         _draw(image, box, labels[labelled.track_id])
                     writer.write(image, rate / every)
+                if writer is None and frame.index >= last_needed:
+                    break
     except BaseException:
         if writer is not None:
             writer.abandon()

@@ -45,6 +45,29 @@ def test_it_finds_the_one_walker_of_a_real_frame(detector_weights, videos_dir):
     assert boxes.conf[0] > 0.5
 
 
+def test_a_letterbox_of_the_frame_finds_what_the_square_finds(detector_weights, videos_dir):
+    """The default graph takes any input size: a 9:16 frame is letterboxed to 234×416 (256×416 padded
+    to whole strides), not padded to 416×416 (62 % of the pixels); the boxes are the square's, within
+    a few pixels."""
+    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 40)
+    ok, frame = capture.read()
+    assert ok
+    session = ort.InferenceSession(str(detector_weights), providers=["CPUExecutionProvider"])
+    spec = NanoDetSpec.from_metadata(dict(session.get_modelmeta().custom_metadata_map))
+    detector = NanoDetDetector(session, spec, None, confidence=0.3, nms_iou=0.6)
+    assert detector.fits_frame
+    tensor, _ = detector._input(frame)
+    assert frame.shape[0] * 9 == frame.shape[1] * 16 and tensor.shape[2:] == (416, 256)  # a 9:16 phone video
+    letterboxed = detector.detect(frame)
+    detector.fits_frame = False
+    squared = detector.detect(frame)
+    assert len(letterboxed) == len(squared) == 1
+    height = squared.xyxy[0, 3] - squared.xyxy[0, 1]
+    assert abs(letterboxed.xyxy[0] - squared.xyxy[0]).max() < 0.03 * height, (letterboxed.xyxy, squared.xyxy)
+    assert abs(letterboxed.conf[0] - squared.conf[0]) < 0.1
+
+
 def test_tracking_gives_the_walker_one_id_over_consecutive_frames(detector_weights, videos_dir):
     tracker = PersonTracker(DetectorConfig(weights=detector_weights))
     capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))

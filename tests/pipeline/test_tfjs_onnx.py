@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from torch.nn import functional
 
-from pipeline.tfjs_onnx import ConversionError, convert
+from pipeline.tfjs_onnx import ConversionError, convert, free_spatial
 
 RNG = np.random.default_rng(7)
 
@@ -69,7 +70,8 @@ def _f16(shape: tuple[int, ...]) -> np.ndarray:
     return RNG.normal(0, 0.5, shape).astype(np.float16).astype(np.float32)
 
 
-def test_converted_graph_computes_what_the_tfjs_graph_means(tmp_path):
+def _every_op_graph(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A TF.js graph with every operation the detector uses (input [1, 3, 8, 8]), and its constants."""
     constants = {
         "perm_in": np.array([0, 2, 3, 1]),
         "pads": np.array([[0, 0], [1, 1], [1, 1], [0, 0]]),
@@ -116,11 +118,16 @@ def test_converted_graph_computes_what_the_tfjs_graph_means(tmp_path):
         _node("out_flat", "Identity", ["flat"]),
         _node("out_pool", "Identity", ["pool"]),
     ]
-    path = _write_model(tmp_path, constants, nodes, ["out_sig", "out_flat", "out_pool"])
-    model = convert(path)
+    return _write_model(folder, constants, nodes, ["out_sig", "out_flat", "out_pool"]), constants
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = RNG.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
-    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True))
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True))
+
+
+def _expected(x: np.ndarray, constants: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """What the graph means, computed independently with PyTorch in NCHW."""
 
     def conv(t: torch.Tensor, kernel: np.ndarray, stride: int, groups: int) -> torch.Tensor:
         return functional.conv2d(t, torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()), stride=stride, groups=groups)
@@ -130,14 +137,35 @@ def test_converted_graph_computes_what_the_tfjs_graph_means(tmp_path):
     act = functional.leaky_relu(conv(functional.pad(t, (1, 1, 1, 1)), constants["k1"], 1, 1) + bias, 0.1)
     strided = conv(functional.pad(act, (0, 1, 0, 1)), constants["k2"], 2, 2)  # TF SAME: the odd pixel at the end
     pool = functional.max_pool2d(functional.pad(act, (0, 1, 0, 1), value=-1e4), 3, 2)
-    cat = torch.cat([act, functional.interpolate(strided, size=(8, 8), mode="bilinear", align_corners=False)], dim=1)
-    expected = {
+    upsampled = functional.interpolate(strided, size=x.shape[2:], mode="bilinear", align_corners=False)
+    cat = torch.cat([act, upsampled], dim=1)
+    return {
         "out_sig": torch.sigmoid(cat[:, :3]).permute(0, 2, 3, 1),
         "out_flat": cat[:, 3:].permute(0, 2, 3, 1).reshape(1, -1, 5),
         "out_pool": pool.permute(0, 2, 3, 1),
     }
-    for name, reference in expected.items():
+
+
+def test_converted_graph_computes_what_the_tfjs_graph_means(tmp_path):
+    path, constants = _every_op_graph(tmp_path)
+    x = RNG.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
+    got = _run(convert(path), x)
+    for name, reference in _expected(x, constants).items():
         np.testing.assert_allclose(got[name], reference.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_a_graph_with_free_height_and_width_computes_the_same_at_another_size(tmp_path):
+    """The detector runs on letterboxes of the frame's aspect ratio: resizes scale, nothing keeps 8×8."""
+    path, constants = _every_op_graph(tmp_path)
+    model = convert(path)
+    free_spatial(model, axes=(2, 3))
+    assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[2:]] == ["height", "width"]
+    for shape in [(1, 3, 8, 8), (1, 3, 8, 16), (1, 3, 16, 8)]:
+        x = RNG.normal(0, 1, shape).astype(np.float32)
+        got = _run(model, x)
+        for name, reference in _expected(x, constants).items():
+            assert got[name].shape == tuple(reference.shape), name
+            np.testing.assert_allclose(got[name], reference.numpy(), rtol=1e-4, atol=1e-4, err_msg=f"{name} {shape}")
 
 
 def test_an_unsupported_operation_is_named(tmp_path):
