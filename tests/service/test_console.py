@@ -9,6 +9,7 @@ browser resolves no host but 127.0.0.1, so every page is also shown to work offl
 come from the server), /docs and /redoc included. Screenshots go to ``var/screenshots/console``.
 """
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
@@ -75,7 +76,13 @@ def _wait(browser, condition, what: str, timeout_s: float = 60):
 
 
 def _shot(browser, name: str) -> None:
-    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    """The whole page, not only the window: the identify cards below the video are in the picture."""
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 # ReDoc's "API docs by Redocly" badge always asks its CDN for its logo and hides it when that fails;
