@@ -128,9 +128,27 @@ class Trainer:
 
         This is how a finished schedule is continued with a warm restart of the learning rate
         (``--resume`` would keep the old optimizer state and its decayed rate). A resumed stage
-        loads its own checkpoint over these weights, so resuming it stays exact.
+        loads its own checkpoint over these weights, so resuming it stays exact. A stage that trains
+        on more subjects (all of CASIA-B after a recipe was validated on 001-074) has a wider
+        identity classifier: the subjects the earlier stage knew keep their class weights, the new
+        ones start from the fresh initialisation.
         """
-        self.model.load_state_dict(state_dict_of(read_checkpoint(path), str(path)))
+        earlier = state_dict_of(read_checkpoint(path), str(path))
+        state = self.model.state_dict()
+        for name, value in earlier.items():
+            target = state.get(name)
+            if target is not None and target.shape != value.shape:
+                if target.shape[:-1] != value.shape[:-1] or target.shape[-1] < value.shape[-1]:
+                    raise ModelError(
+                        f"{path}: {name} has shape {list(value.shape)}, this model {list(target.shape)}; "
+                        "only the classifier may grow (more training subjects)",
+                        code="bad_checkpoint",
+                    )
+                widened = target.clone()
+                widened[..., : value.shape[-1]] = value
+                earlier[name] = widened
+                self.log(f"{name}: {value.shape[-1]} known classes kept, {target.shape[-1] - value.shape[-1]} new")
+        self.model.load_state_dict(earlier)
         self.log(f"initial weights from {path}")
 
     def _device(self) -> torch.device:

@@ -82,6 +82,26 @@ def test_a_new_stage_starts_from_earlier_weights_with_a_fresh_optimizer(smoke_co
     assert later.optimizer.param_groups[0]["lr"] == stage2.optimizer.lr
 
 
+def test_a_stage_on_more_subjects_keeps_the_known_classes(smoke_config, tmp_path):
+    """All 124 subjects after a recipe was validated on 74: the classifier grows, the rest is loaded."""
+    from models.errors import ModelError
+
+    earlier = Trainer(smoke_config, log=_quiet)
+    saved = earlier.save()
+    wider = replace(smoke_config.model, classes=smoke_config.model.classes + 3)
+    later = Trainer(replace(smoke_config, run_dir=tmp_path / "wider", init_weights=saved, model=wider), log=_quiet)
+    for name, value in earlier.model.state_dict().items():
+        grown = later.model.state_dict()[name]
+        if grown.shape == value.shape:
+            assert torch.equal(grown, value), name
+        else:
+            assert grown.shape[-1] == value.shape[-1] + 3 and torch.equal(grown[..., : value.shape[-1]], value), name
+
+    narrower = replace(smoke_config.model, classes=smoke_config.model.classes - 1)
+    with pytest.raises(ModelError, match="only the classifier may grow"):
+        Trainer(replace(smoke_config, run_dir=tmp_path / "narrow", init_weights=saved, model=narrower), log=_quiet)
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_repository_configs_parse_and_build(path):
     from models.architectures import build_model
