@@ -8,6 +8,7 @@ box the tracker gave for frame ``n``.
 """
 
 import logging
+import math
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -95,8 +96,9 @@ def label_of(answer: TrackAnswer) -> Label:
     """A track's label in the identify video: who (with the confidence), ``unknown``, or too short to tell."""
     if answer.decision == "match" and answer.subject is not None:
         who = answer.subject.name or answer.subject.external_id or answer.subject.id[:8]
-        score = answer.confidence if answer.confidence is not None else answer.score
-        return Label(f"{who} {score:.2f}" if score is not None else who, MATCH_COLOUR)
+        if answer.confidence is not None:  # as the console shows it: one decimal, rounded down, never "100%"
+            return Label(f"{who} {math.floor(1000 * answer.confidence) / 10:.1f}%", MATCH_COLOUR)
+        return Label(f"{who} {answer.score:.2f}" if answer.score is not None else who, MATCH_COLOUR)
     if answer.decision == "unknown":
         return Label("unknown", OTHER_COLOUR)
     return Label("too short", UNUSABLE_COLOUR)
@@ -204,6 +206,10 @@ def _draw(image: np.ndarray, box: tuple[float, float, float, float], label: Labe
     scale = max(0.5, image.shape[0] / 900)
     cv2.rectangle(image, (x1, y1), (x2, y2), label.colour, thickness)
     (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    if text_w + 6 > x2 - x1:  # no wider than its box: side by side walkers' labels would cover each other
+        scale = max(0.35, scale * (x2 - x1 - 6) / text_w)
+        thickness = max(1, round(thickness * scale / max(0.5, image.shape[0] / 900)))
+        (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     top = max(0, y1 - text_h - base - 4)
     x1 = max(0, min(x1, image.shape[1] - text_w - 6))  # the whole label inside the frame
     cv2.rectangle(image, (x1, top), (x1 + text_w + 6, top + text_h + base + 4), label.colour, -1)

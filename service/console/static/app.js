@@ -34,7 +34,8 @@ function say(message, isError = false) {
 }
 
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
-const percent = (x) => `${Math.round(100 * x)}%`;
+// one decimal, rounded down: thresholds sit near 99.7 %, and "100%" would claim certainty
+const percent = (x) => `${(Math.floor(1000 * x) / 10).toFixed(1)}%`;
 const when = (iso) => (iso ? new Date(iso.endsWith("Z") || iso.includes("+") ? iso : `${iso}Z`).toLocaleString() : "");
 
 function who(subject) {
