@@ -48,7 +48,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.DETECT_EVERY,
         help="run the NanoDet detector on every k-th frame, the tracker's motion model in between; "
-        f"still every frame where people overlap or move fast (default {defaults.DETECT_EVERY})",
+        f"still every frame with two or more people in view or fast motion (default {defaults.DETECT_EVERY})",
     )
     parser.add_argument(
         "--segmenter",

@@ -161,6 +161,10 @@ class ByteTracker:
     def unconfirmed(self) -> bool:
         return any(t.state is TrackState.NEW for t in self.tracks)
 
+    def lost(self) -> bool:
+        """Whether a track is lost but may still be found again (someone hidden for a moment)."""
+        return any(t.state is TrackState.LOST for t in self.tracks)
+
     def predict(self) -> None:
         """Advance every confirmed or lost track one frame (what ``update`` does before matching)."""
         for track in self.tracks:

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: every box of a track, not five samples
 # Bumped whenever the same configuration gives different tracks (a new tracker, segmentation
 # region, ...), so an upgraded service never serves results of the old pipeline from its cache.
-PIPELINE_REVISION = 5  # 3: our ByteTrack, detect every k-th frame, segmentation margin; 4: detected boxes;
-# 5: NanoDet on a letterbox of the frame's aspect ratio
+PIPELINE_REVISION = 6  # 3: our ByteTrack, detect every k-th frame, segmentation margin; 4: detected boxes;
+# 5: NanoDet on a letterbox of the frame's aspect ratio; 6: groups detected on every frame at any interval
 
 
 @lru_cache(maxsize=64)

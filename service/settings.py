@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         defaults.DETECT_EVERY,
         ge=1,
         le=10,
-        description="run the detector on every k-th frame and track in between (NanoDet only; "
-        "every frame where people overlap or move fast)",
+        description="run the detector on every k-th frame and track in between (NanoDet only; every frame "
+        "while two or more people are in view, one is lost, or someone moves fast)",
     )
     pipeline_cache: bool = Field(
         defaults.KEEP_TRACKS,
