@@ -3,8 +3,10 @@
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 
 import cv2
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -29,14 +31,32 @@ def test_the_default_detector_says_where_it_comes_from_and_its_licence(detector_
     assert NanoDetSpec.from_metadata(metadata) == detector.spec
 
 
-def test_it_finds_the_one_walker_of_a_real_frame(detector_weights, videos_dir):
+def _walker_frame(videos_dir) -> np.ndarray:
+    """Frame 40 of walk_indoor_a_probe.mp4: one walker, whole, in a 9:16 phone video."""
     capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
     capture.set(cv2.CAP_PROP_POS_FRAMES, 40)
     ok, frame = capture.read()
     assert ok
-    session = ort.InferenceSession(str(detector_weights), providers=["CPUExecutionProvider"])
+    return frame
+
+
+def _first_frames(clip, count: int) -> Iterator[np.ndarray]:
+    capture = cv2.VideoCapture(str(clip))
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok
+        yield frame
+
+
+def _nanodet(weights) -> NanoDetDetector:
+    session = ort.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
     spec = NanoDetSpec.from_metadata(dict(session.get_modelmeta().custom_metadata_map))
-    boxes = NanoDetDetector(session, spec, None, confidence=0.3, nms_iou=0.6).detect(frame)
+    return NanoDetDetector(session, spec, None, confidence=0.3, nms_iou=0.6)
+
+
+def test_it_finds_the_one_walker_of_a_real_frame(detector_weights, videos_dir):
+    frame, detector = _walker_frame(videos_dir), _nanodet(detector_weights)
+    boxes = detector.detect(frame)
     assert len(boxes) == 1, boxes
     x1, y1, x2, y2 = boxes.xyxy[0]
     height, width = frame.shape[:2]
@@ -49,13 +69,7 @@ def test_a_letterbox_of_the_frame_finds_what_the_square_finds(detector_weights, 
     """The default graph takes any input size: a 9:16 frame is letterboxed to 234×416 (256×416 padded
     to whole strides), not padded to 416×416 (62 % of the pixels); the boxes are the square's, within
     a few pixels."""
-    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 40)
-    ok, frame = capture.read()
-    assert ok
-    session = ort.InferenceSession(str(detector_weights), providers=["CPUExecutionProvider"])
-    spec = NanoDetSpec.from_metadata(dict(session.get_modelmeta().custom_metadata_map))
-    detector = NanoDetDetector(session, spec, None, confidence=0.3, nms_iou=0.6)
+    frame, detector = _walker_frame(videos_dir), _nanodet(detector_weights)
     assert detector.fits_frame
     tensor, _ = detector._input(frame)
     assert frame.shape[0] * 9 == frame.shape[1] * 16 and tensor.shape[2:] == (416, 256)  # a 9:16 phone video
@@ -70,11 +84,8 @@ def test_a_letterbox_of_the_frame_finds_what_the_square_finds(detector_weights, 
 
 def test_tracking_gives_the_walker_one_id_over_consecutive_frames(detector_weights, videos_dir):
     tracker = PersonTracker(DetectorConfig(weights=detector_weights))
-    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
     ids = set()
-    for _ in range(20):
-        ok, frame = capture.read()
-        assert ok
+    for frame in _first_frames(videos_dir / "walk_indoor_a_probe.mp4", 20):
         ids.update(d.track_id for d in tracker.update(frame))
     assert len(ids) == 1, ids
 
@@ -82,11 +93,8 @@ def test_tracking_gives_the_walker_one_id_over_consecutive_frames(detector_weigh
 def test_detecting_every_third_frame_still_boxes_the_walker_on_every_frame(detector_weights, videos_dir):
     every_frame = PersonTracker(DetectorConfig(weights=detector_weights, detect_every=1))
     every_third = PersonTracker(DetectorConfig(weights=detector_weights, detect_every=3))
-    capture = cv2.VideoCapture(str(videos_dir / "walk_indoor_a_probe.mp4"))
     frames = 30
-    for _ in range(frames):
-        ok, frame = capture.read()
-        assert ok
+    for frame in _first_frames(videos_dir / "walk_indoor_a_probe.mp4", frames):
         reference, carried = every_frame.update(frame), every_third.update(frame)
         assert len(carried) == len(reference) == 1
         (rx1, ry1, rx2, ry2), (cx1, cy1, cx2, cy2) = reference[0].box, carried[0].box
@@ -109,20 +117,17 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused(tmp_path):
     assert not (tmp_path / "out" / ARTIFACTS["detector"].filename).exists()
 
 
-@pytest.mark.slow
 def test_a_group_is_detected_on_every_frame_whatever_the_interval(detector_weights, videos_dir):
     """Skipping is for one walker: in a group people pass behind each other (at k = 2 without this
     rule a walker of probe1_4p_high was lost and one of probe2_4p_back split in two)."""
     tracker = PersonTracker(DetectorConfig(weights=detector_weights, detect_every=3))
-    capture = cv2.VideoCapture(str(videos_dir / "gallery_4p.mp4"))
     frames = 30
-    for _ in range(frames):
-        ok, frame = capture.read()
-        assert ok
+    for frame in _first_frames(videos_dir / "gallery_4p.mp4", frames):
         people = tracker.update(frame)
     assert len(people) == 4 and tracker.detector_runs == frames
 
 
+@pytest.mark.slow
 def test_bench_pipeline_compares_detection_intervals(detector_weights, pose_model, videos_dir, tmp_path):
     out = tmp_path / "pipeline.json"
     clip = videos_dir / "walk_indoor_a_probe.mp4"
