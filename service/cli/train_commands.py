@@ -32,9 +32,21 @@ from service.settings import Settings
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _progress(done: int, total: int) -> None:
-    end = "\n" if done == total else ""
-    print(f"\rembedded {done}/{total} sequences", end=end, file=sys.stderr, flush=True)
+class _EmbedProgress:
+    """Embedding progress on stderr: redrawn in place on a terminal; in a pipe or a log (where ``\r``
+    redraws run together) one plain line per tenth of the sequences."""
+
+    def __init__(self) -> None:
+        self.tenths = -1  # the last tenth printed to a pipe
+
+    def __call__(self, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(
+                f"\rembedded {done}/{total} sequences", end="\n" if done == total else "", file=sys.stderr, flush=True
+            )
+        elif done * 10 // total > self.tenths:
+            self.tenths = done * 10 // total
+            print(f"embedded {done}/{total} sequences", file=sys.stderr, flush=True)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -93,10 +105,10 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
     else:
         print(f"fitting the matching transform and calibration on CASIA-B {args.fit_subjects}", file=sys.stderr)
         transform, calibration, fitted = fit_matching(
-            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _progress, windowing
+            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _EmbedProgress(), windowing
         )
     report = evaluate_casia_b(
-        embedder, args.data, args.subjects, args.cache_dir, _progress, transform, calibration, windowing
+        embedder, args.data, args.subjects, args.cache_dir, _EmbedProgress(), transform, calibration, windowing
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
@@ -160,7 +172,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.probe_conditions:
             raise CliInputError("--dataset generic needs --probe-conditions", code="missing_option")
         report = evaluate_partition(
-            embedder, args.data, args.partition, args.probe_conditions.split(","), args.cache_dir, _progress
+            embedder, args.data, args.partition, args.probe_conditions.split(","), args.cache_dir, _EmbedProgress()
         )
         for metric in ("euclidean", "cosine"):
             scores = report[metric]

@@ -166,6 +166,8 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
         "--cache-dir", str(tmp_path / "cache"), "--json", str(report),
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
+    # progress in a pipe: plain lines (a terminal's \r redraws would run together in a log)
+    assert "\r" not in evaluated.stderr and "embedded 48/48 sequences\n" in evaluated.stderr, evaluated.stderr
     evaluation = json.loads(report.read_text())
     assert {"NM", "BG", "CL"} <= set(evaluation) and set(evaluation["open_set"]) == {"far_1e-2", "far_1e-3"}
     # matching fitted on the training split (2 subjects × 24 sequences), calibration checked on the test split
