@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,27 +27,25 @@ from models.matching import WHOLE_SEQUENCE, Windowing
 from models.training.config import load_train_config
 from models.training.trainer import Trainer
 from pipeline.defaults import cache_dir
+from service.cli.job_progress import Progress
 from service.pipeline_settings import pipeline_config
 from service.settings import Settings
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-class _EmbedProgress:
-    """Embedding progress on stderr: redrawn in place on a terminal; in a pipe or a log (where ``\r``
-    redraws run together) one plain line per tenth of the sequences."""
+def _embed_progress() -> Callable[[int, int], None]:
+    """Embedding progress on stderr, shown as the client commands show a job's (redrawn in place on a
+    terminal, a plain line per tenth in a pipe or log); the count when every sequence is embedded."""
+    progress = Progress(sys.stderr)
 
-    def __init__(self) -> None:
-        self.tenths = -1  # the last tenth printed to a pipe
-
-    def __call__(self, done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            print(
-                f"\rembedded {done}/{total} sequences", end="\n" if done == total else "", file=sys.stderr, flush=True
-            )
-        elif done * 10 // total > self.tenths:
-            self.tenths = done * 10 // total
+    def show(done: int, total: int) -> None:
+        progress.show(f"embedding {10 * (done * 10 // total)} %", f"{done}/{total} sequences")
+        if done == total:
+            progress.clear()
             print(f"embedded {done}/{total} sequences", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -105,10 +104,10 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
     else:
         print(f"fitting the matching transform and calibration on CASIA-B {args.fit_subjects}", file=sys.stderr)
         transform, calibration, fitted = fit_matching(
-            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _EmbedProgress(), windowing
+            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _embed_progress(), windowing
         )
     report = evaluate_casia_b(
-        embedder, args.data, args.subjects, args.cache_dir, _EmbedProgress(), transform, calibration, windowing
+        embedder, args.data, args.subjects, args.cache_dir, _embed_progress(), transform, calibration, windowing
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
@@ -172,7 +171,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.probe_conditions:
             raise CliInputError("--dataset generic needs --probe-conditions", code="missing_option")
         report = evaluate_partition(
-            embedder, args.data, args.partition, args.probe_conditions.split(","), args.cache_dir, _EmbedProgress()
+            embedder, args.data, args.partition, args.probe_conditions.split(","), args.cache_dir, _embed_progress()
         )
         for metric in ("euclidean", "cosine"):
             scores = report[metric]
