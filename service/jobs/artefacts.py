@@ -207,8 +207,8 @@ def _draw(image: np.ndarray, box: tuple[float, float, float, float], label: Labe
     cv2.rectangle(image, (x1, y1), (x2, y2), label.colour, thickness)
     (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     if text_w + 6 > x2 - x1:  # no wider than its box: side by side walkers' labels would cover each other
-        scale = max(0.35, scale * (x2 - x1 - 6) / text_w)
-        thickness = max(1, round(thickness * scale / max(0.5, image.shape[0] / 900)))
+        shrink = max(0.35 / scale, (x2 - x1 - 6) / text_w)  # the font at 0.35 at the smallest
+        scale, thickness = scale * shrink, max(1, round(thickness * shrink))
         (text_w, text_h), base = cv2.getTextSize(label.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     top = max(0, y1 - text_h - base - 4)
     x1 = max(0, min(x1, image.shape[1] - text_w - 6))  # the whole label inside the frame
