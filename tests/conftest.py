@@ -12,6 +12,7 @@ device) and the docker tests (no docker command) skip on their own, saying why.
 
 import functools
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,18 @@ OPENGAIT = SHARED / "fixtures" / "opengait"
 # frame, a fourth kept track did appear there: Y, lost at 4.6 s and born again at 6.5 s in the same
 # place, one walker counted twice.
 HIDDEN_WALKERS = {"probe1_4p_high.mp4": "W"}
+
+
+def left_to_right(videos_dir: Path, clip: str) -> str:
+    """Who walks in ``clip`` and can be seen, left to right in the picture, from ``ground_truth.json``
+    (the person's box centres read at one moment, or the clip's only person)."""
+    truth = json.loads((videos_dir / "ground_truth.json").read_text())["clips"][clip]
+    if "positions" not in truth:
+        assert len(truth["persons"]) == 1, truth["persons"]
+        return truth["persons"][0]
+    x = truth["positions"]["x"]
+    return "".join(p for p in sorted(x, key=x.get) if p not in HIDDEN_WALKERS.get(clip, ""))
+
 
 # Two cores on the reference machine: keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

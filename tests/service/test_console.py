@@ -10,7 +10,6 @@ come from the server), /docs and /redoc included. Screenshots go to ``var/screen
 """
 
 import base64
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from bench.stream_source import ClipStreamServer, encode_clip
-from tests.conftest import REPO, missing
+from tests.conftest import REPO, left_to_right, missing
 from tests.service.conftest import ServerProcess, create_key, fresh_database, running_server
 
 SCREENSHOTS = REPO / "var" / "screenshots" / "console"
@@ -101,11 +100,6 @@ def _css(browser, selector: str):
     return browser.find_elements("css selector", selector)
 
 
-def _left_to_right(videos_dir: Path, clip: str) -> str:
-    x = json.loads((videos_dir / "ground_truth.json").read_text())["clips"][clip]["positions"]["x"]
-    return "".join(sorted(x, key=x.get))
-
-
 def _loaded_images(browser, selector: str) -> int:
     script = "return [...document.querySelectorAll(arguments[0])].filter(i => i.complete && i.naturalWidth > 0).length"
     return browser.execute_script(script, selector)
@@ -145,7 +139,7 @@ def test_the_console_from_sign_in_to_a_live_event(server: ServerProcess, browser
         (t for t in api.get(f"/v1/jobs/{preview['id']}").json()["result"]["tracks"] if t["usable"]),
         key=lambda t: t["box"][0] + t["box"][2],
     )
-    for person, track in zip(_left_to_right(videos_dir, "gallery_4p.mp4"), tracks, strict=True):
+    for person, track in zip(left_to_right(videos_dir, "gallery_4p.mp4"), tracks, strict=True):
         browser.find_element("id", f"t{track['track_id']}-name").send_keys(person)
     _shot(browser, "2-enroll-group")
     browser.find_element("xpath", "//button[contains(., 'Enroll the selected')]").click()

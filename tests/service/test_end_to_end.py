@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from tests.conftest import HIDDEN_WALKERS
+from tests.conftest import left_to_right
 from tests.service.conftest import DATABASES, ServerProcess, create_key, fresh_database, running_server
 
 WAIT = "wait=900"
@@ -108,17 +108,6 @@ def _walk_through(server: ServerProcess, videos_dir) -> dict:
     assert probes["probe1_4p_high.mp4"]["annotated_video"] is None, "made only when asked for"
     video = identifier.get(probes["probe2_4p_back.mp4"]["annotated_video"])
     return {"subjects": subjects, "indoor": indoor, "probes": probes, "order": order, "annotated": video}
-
-
-def left_to_right(videos_dir, clip: str) -> str:
-    """Who walks in ``clip`` and can be seen, left to right in the picture, from ``ground_truth.json``
-    (the person's box centres read at one moment, or the clip's only person)."""
-    truth = json.loads((videos_dir / "ground_truth.json").read_text())["clips"][clip]
-    if "positions" not in truth:
-        assert len(truth["persons"]) == 1, truth["persons"]
-        return truth["persons"][0]
-    x = truth["positions"]["x"]
-    return "".join(p for p in sorted(x, key=x.get) if p not in HIDDEN_WALKERS.get(clip, ""))
 
 
 def _answered(result: dict) -> list[dict]:
