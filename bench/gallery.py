@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -163,13 +163,16 @@ def _run(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in _parse_list(args.sizes, "--sizes")]
     except ValueError as error:
         raise CliInputError(f"--sizes must be whole numbers: {error}", code="bad_option") from None
-    if min(sizes) < 2 or args.queries < 1 or args.threads < 1:
-        raise CliInputError("--sizes must be at least 2, --queries and --threads at least 1", code="bad_option")
-    config = IndexConfig(threads=args.threads)
+    if min(sizes) < 2 or args.queries < 1 or args.threads < 1 or args.scan_threads < 1:
+        raise CliInputError(
+            "--sizes must be at least 2, --queries, --threads and --scan-threads at least 1", "bad_option"
+        )
+    config = IndexConfig(threads=args.threads, scan_threads=args.scan_threads)
     source = _real_source(args) if args.real else _Source(MatchingTransform())
     print(
         f"gaitid bench gallery: {source.description}, seed {args.seed}, {args.queries} queries, k={_K}, dim {DIM}, "
-        f"faiss {faiss.__version__}, {args.threads} thread(s), exact_max {config.exact_max}",
+        f"faiss {faiss.__version__}, {args.threads} OpenMP thread(s), PQ scan on {args.scan_threads} thread(s), "
+        f"exact_max {config.exact_max}",
         flush=True,
     )
     report = BenchReport(["entries", "kind", "in use", "build s", "GB", "p50 ms", "p99 ms", "recall@1"])
@@ -185,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
             if flat and flat_bytes > _available_bytes() // 2:
                 report.add([size, kind, "flat", "skipped", f"{flat_bytes / 1e9:.1f} needed", "-", "-", "-"])
                 continue
-            index = GalleryIndex(config=IndexConfig(kind=kind, threads=args.threads))
+            index = GalleryIndex(config=replace(config, kind=kind))
             before = _rss_bytes()
             build = _build(index, gallery, source.transform, f"{kind} at {size:,}", exact if pending else None)
             memory, pending = (_rss_bytes() - before) / 1e9, False
@@ -203,7 +206,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "examples:\n  gaitid bench gallery\n"
         "  gaitid bench gallery --sizes 10000,100000,1000000 --kinds flat,auto\n"
-        "  gaitid bench gallery --sizes 100000 --kinds pq --threads 2\n"
+        "  gaitid bench gallery --sizes 100000 --kinds pq --scan-threads 1\n"
         "  gaitid bench gallery --real --model default --sizes 100000,1000000 --kinds auto"
     )
     parser.add_argument("--sizes", default="10000,100000", help="gallery entries, comma list (default 10000,100000)")
@@ -211,6 +214,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", type=int, default=200, help="single-query searches per cell (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic gallery seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads per call (default 1)")
+    parser.add_argument(
+        "--scan-threads",
+        type=int,
+        default=IndexConfig.scan_threads,
+        help=f"threads one PQ search scans on, its codes split in as many parts (default {IndexConfig.scan_threads})",
+    )
     parser.add_argument(
         "--real", action="store_true", help="grow galleries from --model's real CASIA-B embeddings (its transform)"
     )

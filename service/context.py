@@ -28,7 +28,7 @@ class ServiceContext:
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         recognizer = Recognizer(settings)
-        index_config = IndexConfig(exact_max=settings.index_exact_max)
+        index_config = IndexConfig(exact_max=settings.index_exact_max, scan_threads=settings.index_scan_threads)
         gallery = Gallery(
             sessions,
             recognizer.model_key,

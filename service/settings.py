@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per track")
     index_exact_max: int = Field(4096, ge=256, description="gallery size up to which search is exact")
+    index_scan_threads: int = Field(
+        2, ge=1, le=64, description="threads one search of the compressed index (above index_exact_max) scans on"
+    )
     jobs: Literal["inprocess", "celery"] = Field("inprocess", description="where enroll/identify work runs")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (GAITID_JOBS=celery)")
     celery_queue: str = Field("gaitid-jobs", description="Celery queue the API sends jobs to and workers read")

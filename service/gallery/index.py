@@ -14,7 +14,9 @@ Two kinds of storage, chosen by size (``IndexConfig.kind = "auto"``):
   128-byte codes (one per 16 dims) held the exact top-1 among their first 100 candidates for
   96.5% of queries at 100k and 82.5% at 1M; 256-byte codes for 100% and 97%, and 300 candidates
   re-scored give recall@1 0.995 at 1M. Reordering the dims or a per-part PCA rotation before the
-  code only lowered it. About 6.4 GB at 1M entries, not 16 GB.
+  code only lowered it. About 6.4 GB at 1M entries, not 16 GB. FAISS scans for one query on one
+  thread, so the codes are split into ``scan_threads`` parts scanned at once and their candidates
+  merged: at 1M, p50 11.3 ms on one thread, 6.3 ms on two (same answers, same recall).
 
 Deletes and replacements must hold at once, but compacting FAISS storage moves every code after
 the gap (0.2 s at 100k entries, ~2 s at 1M, holding the lock), so a removed entry becomes a
@@ -24,6 +26,7 @@ and the storage is compacted once ``tombstones`` pile up.
 
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -41,8 +44,9 @@ PQ_MIN_TRAIN = 256  # 16 vectors per 4-bit centroid: below this a "pq" index sta
 @dataclass(frozen=True)
 class IndexConfig:
     """How the gallery is stored and searched. At 1M entries grown from real embeddings the
-    defaults gave recall@1 0.995 at p50 11.3 ms on one thread of a two-core host (``gaitid bench
-    gallery --real``); the 128-byte code with 100 re-scored gave 7.6 ms but recall@1 0.825."""
+    defaults gave recall@1 0.995 at p50 6.3 ms, p99 14.6 ms on a two-core host with a niced
+    training beside (``gaitid bench gallery --real``; 11.3 / 27.3 ms with the scan on one thread);
+    the 128-byte code with 100 re-scored gave 7.6 ms on one thread but recall@1 0.825."""
 
     kind: IndexKind = "auto"
     exact_max: int = 4096  # "auto" is flat up to here: flat p50 ~3 ms at 4k, ~8 ms at 10k; PQ ~0.3 ms
@@ -51,10 +55,13 @@ class IndexConfig:
     train_max: int = 16_384  # PQ and SQ codes are trained on a random sample of at most this many vectors
     tombstones: int = 1024  # compact the storage once this many removed slots wait
     threads: int = 1  # FAISS OpenMP threads per call; see _omp_threads
+    scan_threads: int = 2  # the PQ scan is split into this many parts, each on its own thread; see _PQ
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {self.kind!r}")
+        if self.scan_threads < 1:
+            raise ValueError(f"scan_threads must be at least 1, got {self.scan_threads}")
         if self.exact_max < PQ_MIN_TRAIN:
             raise ValueError(f"exact_max must be at least {PQ_MIN_TRAIN} (enough vectors to train PQ)")
 
@@ -128,11 +135,15 @@ class _PQ:
     kind = "pq"
 
     def __init__(self, dim: int, config: IndexConfig, training: np.ndarray) -> None:
-        self.coarse = faiss.IndexPQFastScan(dim, config.pq_subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
+        trained = faiss.IndexPQFastScan(dim, config.pq_subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
+        trained.train(training)
+        self.coarse = [trained, *(faiss.clone_index(trained) for _ in range(config.scan_threads - 1))]
+        self.shard_of = np.empty(0, dtype=np.int8)  # which coarse part holds each position
+        self._members: list[np.ndarray] | None = None  # per part, its positions in order (derived)
+        self._pool = ThreadPoolExecutor(config.scan_threads, "gallery-scan") if config.scan_threads > 1 else None
         self.fine = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_8bit)
         self.residual = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_4bit)
         self.rerank = config.rerank
-        self.coarse.train(training)
         self.fine.train(training)
         self.residual.train(self._fine_error(training))
 
@@ -140,12 +151,50 @@ class _PQ:
         return vectors - self.fine.sa_decode(self.fine.sa_encode(vectors))
 
     def add(self, vectors: np.ndarray) -> None:
-        self.coarse.add(vectors)
+        """Append at the next positions, filling the parts towards equal sizes with consecutive slices
+        (so each part's codes stay in position order)."""
+        sizes = [index.ntotal for index in self.coarse]
+        target = -(-(sum(sizes) + len(vectors)) // len(sizes))
+        start, owner = 0, []
+        for part, (index, size) in enumerate(zip(self.coarse, sizes, strict=True)):
+            take = min(max(target - size, 0), len(vectors) - start)
+            if take:
+                index.add(vectors[start : start + take])
+                owner.append(np.full(take, part, dtype=np.int8))
+                start += take
+        self.shard_of = np.concatenate([self.shard_of, *owner])
+        self._members = None
         self.fine.add(vectors)
         self.residual.add(self._fine_error(vectors))
 
+    def _positions(self) -> list[np.ndarray]:
+        """Per part, the positions of its codes in order: a part's local id ``i`` is position ``[part][i]``."""
+        if self._members is None:
+            self._members = [np.flatnonzero(self.shard_of == part) for part in range(len(self.coarse))]
+        return self._members
+
     def candidates(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.coarse.search(queries, n)
+        """The best ``n`` positions by the 4-bit codes, every part scanned at once on its own thread.
+
+        One query's fast-scan runs on one thread whatever OpenMP allows (FAISS parallelises over
+        queries), and scanning 1M codes is most of a search; parts on plain threads share no OpenMP
+        barrier, so a core taken by other work delays its part instead of stalling the others.
+        """
+        members = self._positions()
+        threads = faiss.omp_get_max_threads()
+
+        def scan(part: int) -> tuple[np.ndarray, np.ndarray]:
+            index = self.coarse[part]
+            with _omp_threads(threads):
+                scores, local = index.search(queries, min(n, index.ntotal)) if index.ntotal else _nothing(queries)
+            return scores, np.where(local >= 0, members[part][np.maximum(local, 0)], -1)
+
+        parts = range(len(self.coarse))
+        found = list(self._pool.map(scan, parts)) if self._pool is not None else [scan(part) for part in parts]
+        scores = np.concatenate([s for s, _ in found], axis=1)
+        positions = np.concatenate([p for _, p in found], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        return np.take_along_axis(scores, best, axis=1), np.take_along_axis(positions, best, axis=1)
 
     def rescore(self, query: np.ndarray, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
         # Each code scored in place by FAISS's distance computers (the inner product is linear, so the
@@ -162,12 +211,24 @@ class _PQ:
         )
 
     def remove(self, positions: np.ndarray) -> None:
+        members = self._positions()
+        gone = np.zeros(len(self.shard_of), dtype=bool)
+        gone[positions] = True
+        for part, index in enumerate(self.coarse):
+            index.remove_ids(faiss.IDSelectorBatch(np.flatnonzero(gone[members[part]])))
         selector = faiss.IDSelectorBatch(positions)
-        for index in (self.coarse, self.fine, self.residual):
+        for index in (self.fine, self.residual):
             index.remove_ids(selector)
+        self.shard_of = self.shard_of[~gone]
+        self._members = None
 
     def wanted(self, k: int) -> int:
         return max(k, self.rerank)
+
+
+def _nothing(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An empty part's answer: no candidates for any query."""
+    return np.empty((len(queries), 0), dtype=np.float32), np.empty((len(queries), 0), dtype=np.int64)
 
 
 def _scalar_quantizer(dim: int, qtype: int) -> faiss.IndexScalarQuantizer:

@@ -76,6 +76,22 @@ def test_add_remove_replace(synthetic, kind: str) -> None:
     np.testing.assert_array_equal(found[:, 0], expected[::50])
 
 
+def test_a_scan_split_over_threads_answers_as_one_scan(synthetic) -> None:
+    """The PQ scan in parts (one thread each) gives one scan's answers through adds, removals and compaction."""
+    ids, vectors, _, queries, _ = synthetic
+    indexes = [GalleryIndex(config=IndexConfig(kind="pq", tombstones=8, scan_threads=threads)) for threads in (1, 3)]
+    for index in indexes:
+        index.rebuild(ids[:400], vectors[:400])  # parts of 134, 133 and 133 codes
+        index.add(ids[400:450], vectors[400:450])  # spread to even the parts out
+        index.add(ids[450:], vectors[450:])
+        index.remove(np.r_[3, 200:215, 420, 599])  # past `tombstones`: every part compacted
+        index.add(np.array([3]), vectors[[3]])
+    (one_scores, one_found), (split_scores, split_found) = (index.search(queries, 20) for index in indexes)
+    np.testing.assert_array_equal(split_found, one_found)
+    np.testing.assert_array_equal(split_scores, one_scores)
+    assert not np.isin(one_found, np.r_[200:215, 420, 599]).any()
+
+
 def test_auto_switches_to_pq_and_keeps_exact_top1(synthetic) -> None:
     ids, vectors, subject_of, queries, query_subjects = synthetic
     index = GalleryIndex(config=SMALL)
@@ -123,6 +139,8 @@ def test_bad_input_is_refused(synthetic) -> None:
         index.search(np.zeros((1, 8), dtype=np.float32), 1)
     with pytest.raises(ValueError, match="kind"):
         IndexConfig(kind="hnsw")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="scan_threads"):
+        IndexConfig(scan_threads=0)
 
 
 def test_concurrent_add_remove_and_search(synthetic) -> None:
