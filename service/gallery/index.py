@@ -24,6 +24,7 @@ tombstone (its slot's id is set to -1), searches fetch that many extra candidate
 and the storage is compacted once ``tombstones`` pile up.
 """
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +141,7 @@ class _PQ:
         self.coarse = [trained, *(faiss.clone_index(trained) for _ in range(config.scan_threads - 1))]
         self.shard_of = np.empty(0, dtype=np.int8)  # which coarse part holds each position
         self._members: list[np.ndarray] | None = None  # per part, its positions in order (derived)
-        self._pool = ThreadPoolExecutor(config.scan_threads, "gallery-scan") if config.scan_threads > 1 else None
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): see _scan_pool
         self.fine = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_8bit)
         self.residual = _scalar_quantizer(dim, faiss.ScalarQuantizer.QT_4bit)
         self.rerank = config.rerank
@@ -173,6 +174,13 @@ class _PQ:
             self._members = [np.flatnonzero(self.shard_of == part) for part in range(len(self.coarse))]
         return self._members
 
+    def _scan_pool(self) -> ThreadPoolExecutor:
+        """The scan threads of this process: a pool inherited through ``fork`` (a prefork worker) has
+        no threads, and would never run what it is given, so a child makes its own."""
+        if self._pool is None or self._pool[0] != os.getpid():
+            self._pool = (os.getpid(), ThreadPoolExecutor(len(self.coarse), "gallery-scan"))
+        return self._pool[1]
+
     def candidates(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The best ``n`` positions by the 4-bit codes, every part scanned at once on its own thread.
 
@@ -190,7 +198,7 @@ class _PQ:
             return scores, np.where(local >= 0, members[part][np.maximum(local, 0)], -1)
 
         parts = range(len(self.coarse))
-        found = list(self._pool.map(scan, parts)) if self._pool is not None else [scan(part) for part in parts]
+        found = list(self._scan_pool().map(scan, parts)) if len(self.coarse) > 1 else [scan(part) for part in parts]
         scores = np.concatenate([s for s, _ in found], axis=1)
         positions = np.concatenate([p for _, p in found], axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :n]

@@ -1,5 +1,6 @@
 """The gallery index: known answers on small structured galleries (real 4096-dim vectors)."""
 
+import multiprocessing
 import threading
 
 import numpy as np
@@ -90,6 +91,28 @@ def test_a_scan_split_over_threads_answers_as_one_scan(synthetic) -> None:
     np.testing.assert_array_equal(split_found, one_found)
     np.testing.assert_array_equal(split_scores, one_scores)
     assert not np.isin(one_found, np.r_[200:215, 420, 599]).any()
+
+
+def _search_in_child(index: GalleryIndex, queries: np.ndarray, answers: "multiprocessing.Queue") -> None:
+    answers.put(index.search(queries, 5)[1])
+
+
+def test_a_forked_child_searches_on_its_own_scan_threads(synthetic) -> None:
+    """A prefork worker inherits the index without the parent's scan threads and still gets answers."""
+    ids, vectors, _, queries, _ = synthetic
+    index = GalleryIndex(config=IndexConfig(kind="pq", scan_threads=2))
+    index.rebuild(ids, vectors)
+    _, expected = index.search(queries, 5)  # the parent's pool exists before the fork
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_search_in_child, args=(index, queries, answers))
+    child.start()
+    try:
+        found = answers.get(timeout=60)
+    finally:
+        child.join(60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(found, expected)
 
 
 def test_auto_switches_to_pq_and_keeps_exact_top1(synthetic) -> None:
