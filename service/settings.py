@@ -165,8 +165,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0,
         gt=0,
-        description="on stop, requests still open after this long are cut (an event stream never ends by itself); "
-        "acknowledged work is in the database and resumes at the next start",
+        description="on stop, requests still open after this long are cut (event streams end at once; clients "
+        "reconnect); acknowledged work is in the database and resumes at the next start",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(True, description="one JSON object per log line")

@@ -5,6 +5,7 @@ rebuilds the gallery index from the database, loads the gait model, and re-queue
 previous run left unfinished.
 """
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "operations", "description": "health, readiness, metrics"},
         ],
     )
+    app.state.stopping = threading.Event()  # set as the server begins to stop: see service.api.server
     install_error_handlers(app)
     install_docs(app)
     install_console(app)

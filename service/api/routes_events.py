@@ -100,7 +100,8 @@ async def follow_events(
     """Server-Sent Events: one `identification` event per message, `id:` = event id, JSON `data:`
     as in `GET /v1/events`. Reconnect with `Last-Event-ID` (browsers do) to miss nothing; it wins
     over `after`, which only says where a new client starts. When the key is revoked, the stream
-    sends one `error` event (`{"code": "key_revoked"}`) and ends; a reconnect then gets 401."""
+    sends one `error` event (`{"code": "key_revoked"}`) and ends; a reconnect then gets 401. When the
+    server stops, the stream ends and the client reconnects (to another replica, or when it is back)."""
     start = _event_id(last_event_id)
     if start is None:
         start = after if after is not None else await run_in_threadpool(_newest_id, ctx)
@@ -122,8 +123,9 @@ async def follow_events(
         # (PostgreSQL), id 10 may become visible after id 11. So the floor only moves past events
         # older than SETTLE_SECONDS, and the ids sent above it are remembered, not sent twice.
         floor, sent, quiet_since = start, set[int](), time.monotonic()
+        stopping = request.app.state.stopping  # the server is stopping: end, and the client reconnects
         yield "retry: 2000\n: following events\n\n"
-        while not await request.is_disconnected():
+        while not stopping.is_set() and not await request.is_disconnected():
             batch = await run_in_threadpool(fetch, floor, sent)
             if batch is None:
                 yield f"event: error\ndata: {json.dumps(KEY_REVOKED)}\n\n"

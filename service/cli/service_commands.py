@@ -20,6 +20,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from models.registry import resolve
     from service.api.app import create_app
+    from service.api.server import StoppingServer
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings().model_copy(update=overrides)
@@ -28,14 +29,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     require_migrated(settings.database_url)  # one clear line now rather than a traceback from the server's start-up
     resolve(settings.model)
     print(f"gaitid: serving on http://{settings.host}:{settings.port} (docs at /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    StoppingServer(config, app.state.stopping).run()
     return 0
 
 
