@@ -107,6 +107,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.device = self._device()
         self.model: nn.Module = build_model(config.arch, config.model).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         if config.init_weights is not None:
             self._load_initial_weights(config.init_weights)
         self.optimizer = torch.optim.SGD(
@@ -254,13 +256,20 @@ class Trainer:
         if self.dist.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.config.compile:
+            # the compiled wrapper shares the parameters: checkpoints still save self.model's state
+            model = torch.compile(model)
         writer = self._writer()
         if self.dist.is_main:
             self.config.run_dir.mkdir(parents=True, exist_ok=True)
             (self.config.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.raw, sort_keys=False))
         stream = BatchStream(batches, self.iteration, stop, self.dist.rank)
         loader = torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=self.config.workers, persistent_workers=False
+            stream,
+            batch_size=None,
+            num_workers=self.config.workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
         )
         model.train()
         window_started, window_sequences = time.perf_counter(), 0
