@@ -37,3 +37,17 @@ def test_onnxruntime_cuda_matches_reference(opengait_dir, fixture_array, tmp_pat
     assert embedder.provider == "CUDAExecutionProvider"
     got = embedder.embed(list(fixture_array("input_sils_64x64.npy")))
     np.testing.assert_allclose(got, fixture_array("gaitbase_embeddings.npy"), rtol=1e-3, atol=1e-3)
+
+
+def test_compiled_channels_last_training_on_cuda_trains_like_the_plain_loop(tmp_path):
+    """The GPU stages' speed options (channels_last, compile) on CUDA: one step as the plain loop."""
+    from dataclasses import replace
+
+    from models.training.config import load_train_config
+    from tests.conftest import REPO, SHARED, shared_path
+    from tests.models.test_training import assert_trains_like_the_plain_loop
+
+    shared_path("data/casia-b", "sil")
+    config = load_train_config(REPO / "configs" / "smoke_cpu.yaml", {"run_dir": str(tmp_path / "run")})
+    config = replace(config, device="cuda", data_root=SHARED / "data" / "casia-b", cache_dir=tmp_path / "cache")
+    assert_trains_like_the_plain_loop(config, tmp_path, channels_last=True, compile=True)
