@@ -36,8 +36,7 @@ from models.checkpoint import save_checkpoint
 from models.configs import config_to_dict
 from models.data.casia_b import SilhouetteDataset, iter_subject_range
 from models.training.config import load_train_config
-from models.training.sampling import TripletBatches
-from models.training.trainer import Trainer
+from models.training.trainer import Trainer, parse_subject_range
 
 T0 = time.time()
 RECORDS: list = []
@@ -56,7 +55,7 @@ def child(config_path: str, deadline: float, hard_stop: float, out: str, chunk: 
     try:
         config = load_train_config(config_path)
         trainer = Trainer(config, log=say)
-        batches = TripletBatches(RECORDS, config.sampling, config.seed, config.footage)
+        batches = trainer.batches_for(RECORDS)
         start = trainer.iteration
         try:
             trainer.run(batches, stop=start + 10)
@@ -119,7 +118,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=300, help="iterations between speed re-estimates")
     args = parser.parse_args()
     dataset = SilhouetteDataset(Path(args.data), None)
-    subjects = list(iter_subject_range(dataset.subjects, 1, 74))
+    # one decoding serves every config: they train on the first one's subjects (checked per run)
+    subjects = list(
+        iter_subject_range(dataset.subjects, *parse_subject_range(load_train_config(args.configs[0]).train_subjects))
+    )
     RECORDS.extend(r for r in dataset.load(subjects, workers=16) if len(r.sils) > 0)
     print(f"{time.time() - T0:7.1f}s decoded {len(RECORDS)} sequences of {len(subjects)} subjects", flush=True)
     context = mp.get_context("fork")

@@ -25,6 +25,7 @@ from models.architectures import build_model
 from models.checkpoint import read_checkpoint, save_checkpoint, state_dict_of
 from models.configs import config_to_dict
 from models.data.casia_b import SilhouetteDataset, iter_subject_range
+from models.data.records import SequenceRecord
 from models.errors import ModelError
 from models.training.config import TrainConfig
 from models.training.losses import part_cross_entropy, triplet_loss
@@ -175,6 +176,10 @@ class Trainer:
             f"loaded {len(records)} sequences of {len(subjects)} subjects "
             f"({sum(len(r.sils) for r in records)} frames) in {time.perf_counter() - started:.1f}s"
         )
+        return self.batches_for(records)
+
+    def batches_for(self, records: list[SequenceRecord]) -> TripletBatches:
+        """This run's batches from records already decoded (several runs can share one decoding)."""
         classes = len({r.subject for r in records})
         if classes != self.config.model.classes:
             raise ModelError(
