@@ -115,7 +115,7 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
         ),
         f"- Confidence = 1 / (1 + exp(-({calibration['slope']:.4f} × similarity {calibration['intercept']:+.4f}))): "
         "the probability of the same person under a 50/50 prior, fitted by logistic regression on "
-        + (f"{fitted['pairs']:,} training-split pairs." if fitted else "training-split pairs."),
+        + _calibration_pairs(fitted),
         f"- Checked on the test split's {calibration['pairs']:,} protocol pairs (probes against nm-01..04 across "
         f"views, both classes weighted equally): expected calibration error **{calibration['ece']:.4f}**.",
         "",
@@ -128,6 +128,19 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
             f"{row['same_rate']:.3f} |"
         )
     return [*lines, ""]
+
+
+def _calibration_pairs(fitted: dict[str, Any] | None) -> str:
+    """Which pairs the calibration was fitted on, as the card states it."""
+    if not fitted:
+        return "training-split pairs."
+    if fitted.get("held_out") is None:
+        return f"{fitted['pairs']:,} training-split pairs."
+    return (
+        f"{fitted['pairs']:,} training-split pairs: same-person pairs of all {fitted['held_out_sequences']} "
+        f"sequences of subjects {fitted['held_out']}, held out of the model's training, and different-person "
+        "pairs of the sequences above."
+    )
 
 
 def _clips_section(clips: dict[str, Any]) -> list[str]:

@@ -99,12 +99,20 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
     """The CASIA-B protocol with the model card's matching, or one fitted on the training split."""
     spec = choice.spec
     windowing = _windowing(args, choice)
-    if spec is not None and spec.calibration is not None and not args.refit:
+    if spec is not None and spec.calibration is not None and not (args.refit or args.held_out):
         transform, calibration, fitted = spec.transform, spec.calibration, None
     else:
-        print(f"fitting the matching transform and calibration on CASIA-B {args.fit_subjects}", file=sys.stderr)
+        held_out = f" (same-person pairs from held-out {args.held_out})" if args.held_out else ""
+        print(f"fitting the matching and calibration on CASIA-B {args.fit_subjects}{held_out}", file=sys.stderr)
         transform, calibration, fitted = fit_matching(
-            embedder, args.data, args.fit_subjects, not args.no_centring, args.cache_dir, _embed_progress(), windowing
+            embedder,
+            args.data,
+            args.fit_subjects,
+            not args.no_centring,
+            args.cache_dir,
+            _embed_progress(),
+            windowing,
+            args.held_out,
         )
     report = evaluate_casia_b(
         embedder, args.data, args.subjects, args.cache_dir, _embed_progress(), transform, calibration, windowing
@@ -220,6 +228,8 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
     evaluate.epilog = (
         "examples:\n"
         "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --model default --json out.json\n"
+        "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --checkpoint m.pt --arch gaitbase "
+        "--backend onnx --fit-subjects 001-064 --held-out 065-074 --json m.json\n"
         "  gaitid evaluate --dataset clips --data ../shared/videos --model default --json clips.json\n"
         "  gaitid evaluate --dataset generic --data DATA --partition part.json --probe-conditions nm-05,nm-06 "
         "--checkpoint m.pt --arch gaitbase"
@@ -230,6 +240,13 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--subjects", default="075-124", help="CASIA-B test subjects (default 075-124)")
     evaluate.add_argument(
         "--fit-subjects", default="001-074", help="CASIA-B subjects the matching is fitted on (default 001-074)"
+    )
+    evaluate.add_argument(
+        "--held-out",
+        metavar="SUBJECTS",
+        help="training-split subjects the model was not trained on (e.g. 065-074 for a model trained on 001-064): "
+        "the calibration's same-person pairs come from them, its different-person pairs from --fit-subjects "
+        "(implies --refit)",
     )
     evaluate.add_argument(
         "--no-centring", action="store_true", help="fit only the calibration, without the centring transform"

@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from models.checkpoint import load_model, read_checkpoint
+from models.errors import ModelError
+from models.evaluation.casia_b import SequenceLabel, protocol_pairs
+from models.evaluation.runner import FIT_SEQUENCES_PER_SUBJECT, fit_matching, load_split, sample_per_subject
 from models.training.config import TrainConfig, load_train_config
 from models.training.trainer import Trainer, latest_checkpoint
 from tests.conftest import REPO, SHARED, shared_path
@@ -116,7 +119,6 @@ def test_a_new_stage_starts_from_earlier_weights_with_a_fresh_optimizer(smoke_co
 
 def test_a_stage_on_more_subjects_keeps_the_known_classes(smoke_config, tmp_path):
     """All 124 subjects after a recipe was validated on 74: the classifier grows, the rest is loaded."""
-    from models.errors import ModelError
 
     earlier = Trainer(smoke_config, log=_quiet)
     saved = earlier.save()
@@ -147,7 +149,6 @@ def test_repository_configs_parse_and_build(path):
 
 
 def test_unknown_config_keys_are_refused(tmp_path):
-    from models.errors import ModelError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "\nlearning_rate: 3\n")
@@ -171,12 +172,17 @@ def test_a_later_stage_states_only_what_changes(tmp_path):
 
 
 def test_a_config_extending_itself_is_refused(tmp_path):
-    from models.errors import ModelError
 
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(ModelError, match="its own base"):
         load_train_config(tmp_path / "a.yaml")
+
+
+def _same_subject(records) -> np.ndarray:
+    """Which of the protocol pairs of ``records`` are of one subject."""
+    labels = [SequenceLabel(r.subject, r.condition, r.view) for r in records]
+    return protocol_pairs(np.eye(len(records)), labels)[1]
 
 
 @pytest.mark.slow
@@ -194,7 +200,7 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     report = tmp_path / "eval.json"
     evaluated = run_cli(
         "evaluate", "--dataset", "casia-b", "--data", str(CASIA_B), "--subjects", "075-076",
-        "--fit-subjects", "001-002", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
+        "--fit-subjects", "001-002", "--held-out", "003", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
         "--cache-dir", str(tmp_path / "cache"), "--json", str(report),
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
@@ -202,9 +208,17 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     assert "\r" not in evaluated.stderr and "embedded 48/48 sequences\n" in evaluated.stderr, evaluated.stderr
     evaluation = json.loads(report.read_text())
     assert {"NM", "BG", "CL"} <= set(evaluation) and set(evaluation["open_set"]) == {"far_1e-2", "far_1e-3"}
-    # matching fitted on the training split (2 subjects × 24 sequences), calibration checked on the test split
+    # matching fitted on the training split (2 subjects × 24 sequences), calibration checked on the test split;
+    # the calibration's same-person pairs from every sequence of subject 003, held out of training
     fitted, calibration = evaluation["matching_fit"], evaluation["calibration"]
     assert (fitted["subjects"], fitted["sequences"]) == ("001-002", 48) and np.shape(fitted["mean"]) == (256, 16)
+    held_out = load_split(CASIA_B, "003", tmp_path / "cache")
+    assert (fitted["held_out"], fitted["held_out_sequences"]) == ("003", len(held_out)) and len(held_out) > 24
+    fit_sample = sample_per_subject(load_split(CASIA_B, "001-002", tmp_path / "cache"), FIT_SEQUENCES_PER_SUBJECT)
+    assert fitted["pairs"] == int((~_same_subject(fit_sample)).sum() + _same_subject(held_out).sum())
+    with pytest.raises(ModelError, match="overlap the fit subjects") as overlapping:  # refused before embedding
+        fit_matching(None, CASIA_B, "001-002", cache_dir=tmp_path / "cache", held_out="002-003")
+    assert overlapping.value.code == "bad_option"
     assert calibration["slope"] > 0 and 0 <= calibration["ece"] <= 1 and calibration["reliability"]
     assert all(0 <= p["threshold"] <= 1 and p["scale"] == "confidence" for p in evaluation["open_set"].values())
     assert "expected calibration error" in evaluated.stdout
@@ -230,6 +244,7 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     document = (out / "mini.md").read_text()
     assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
     assert f"expected calibration error **{calibration['ece']:.4f}**" in document
+    assert f"all {len(held_out)} sequences of subjects 003, held out of the model's training" in document
     assert f"**{evaluation['metrics']['euclidean']['means']['CL']:.2f}**" in document
     weights = torch.load(out / "mini.pt", weights_only=True)
     assert weights["iteration"] == 40
