@@ -25,7 +25,7 @@ from models.evaluation.runner import evaluate_casia_b, evaluate_partition, fit_m
 from models.loading import create_embedder
 from models.matching import WHOLE_SEQUENCE, Windowing
 from models.training.config import load_train_config
-from models.training.trainer import Trainer
+from models.training.trainer import Trainer, parse_subject_range
 from pipeline.defaults import cache_dir
 from service.cli.job_progress import Progress
 from service.pipeline_settings import pipeline_config
@@ -123,6 +123,16 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
     return report
 
 
+def _refuse_overlap(held_out: str, test_subjects: str) -> None:
+    """The calibration is checked on the test subjects, so it must not be fitted on any of them."""
+    (first, last), (test_first, test_last) = parse_subject_range(held_out), parse_subject_range(test_subjects)
+    if first <= test_last and test_first <= last:
+        raise CliInputError(
+            f"--held-out {held_out} overlaps the test subjects {test_subjects}: hold out training-split subjects",
+            code="bad_option",
+        )
+
+
 def _windowing(args: argparse.Namespace, choice: WeightsChoice) -> Windowing:
     """The card's way of embedding long walks, unless --window-frames says otherwise."""
     if args.window_frames is None:
@@ -165,6 +175,8 @@ def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     choice = weights_from_args(args)
+    if args.dataset == "casia-b" and args.held_out:
+        _refuse_overlap(args.held_out, args.subjects)
     embedder = create_embedder(
         choice.arch, choice.weights, backend=args.backend, device=args.device, config=choice.config
     )

@@ -42,6 +42,11 @@ EMBED = ["embed", "--input", "{d}/sils.npy", "--output", "{d}/out.npy"]
         (["train", "--config", "{d}/no_run_dir.yaml"], "bad_train_config", "lacks 'run_dir'"),
         (["train", "--config", "{d}/bad_arch.yaml"], "unknown_architecture", "resnet-gait"),
         (["train", "--config", "{d}/broken.yaml"], "bad_train_config", "is unreadable: while parsing"),
+        (
+            ["evaluate", "--data", "{d}", "--model", "default", "--held-out", "100-110"],
+            "bad_option",
+            "--held-out 100-110 overlaps the test subjects 075-124",
+        ),
     ],
 )
 def test_bad_options_and_files_are_one_line_errors(files: Path, capsys, argv: list[str], code: str, words: str):
