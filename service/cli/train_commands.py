@@ -177,9 +177,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     choice = weights_from_args(args)
     if args.dataset == "casia-b" and args.held_out:
         _refuse_overlap(args.held_out, args.subjects)
-    embedder = create_embedder(
-        choice.arch, choice.weights, backend=args.backend, device=args.device, config=choice.config
-    )
+    backend = args.backend or Settings().embed_backend  # measure what the service would run
+    embedder = create_embedder(choice.arch, choice.weights, backend=backend, device=args.device, config=choice.config)
     matching = choice.config.matching if choice.config else "embedding"
     if args.dataset == "casia-b":
         report = _casia_b(args, choice, embedder)
@@ -241,7 +240,7 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --model default --json out.json\n"
         "  gaitid evaluate --dataset casia-b --data ../shared/data/casia-b --checkpoint m.pt --arch gaitbase "
-        "--backend onnx --fit-subjects 001-064 --held-out 065-074 --json m.json\n"
+        "--fit-subjects 001-064 --held-out 065-074 --json m.json\n"
         "  gaitid evaluate --dataset clips --data ../shared/videos --model default --json clips.json\n"
         "  gaitid evaluate --dataset generic --data DATA --partition part.json --probe-conditions nm-05,nm-06 "
         "--checkpoint m.pt --arch gaitbase"
@@ -282,7 +281,11 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--partition", type=Path, help="partition JSON with TEST_SET (generic)")
     evaluate.add_argument("--probe-conditions", help="comma list of probe conditions (generic)")
     evaluate.add_argument("--json", type=Path, help="write the full report here")
-    evaluate.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    evaluate.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        help="runtime of the gait model (default: the service's, GAITID_EMBED_BACKEND, onnx unless set)",
+    )
     evaluate.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     evaluate.add_argument(
         "--cache-dir",

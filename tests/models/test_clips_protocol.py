@@ -71,7 +71,7 @@ def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, 
     env = {"GAITID_CACHE_DIR": str(shared_cache), **weights_env}
     out = tmp_path / "clips.json"
     result = run_cli(
-        *("evaluate", "--dataset", "clips", "--data", str(videos_dir), "--model", "default", "--backend", "onnx"),
+        *("evaluate", "--dataset", "clips", "--data", str(videos_dir), "--model", "default"),
         *("--protocol", str(protocol), "--json", str(out), "--cache"),
         env=env,
         timeout=1200,
