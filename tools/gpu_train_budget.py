@@ -33,7 +33,6 @@ import torch
 import yaml
 
 from models.checkpoint import save_checkpoint
-from models.configs import config_to_dict
 from models.data.casia_b import SilhouetteDataset, iter_subject_range
 from models.training.config import load_train_config
 from models.training.trainer import Trainer, parse_subject_range
@@ -91,7 +90,7 @@ def child(config_path: str, deadline: float, hard_stop: float, out: str, chunk: 
             weights,
             trainer.model,
             iteration=trainer.iteration,
-            extra={"gaitid": {"arch": config.arch, "config": config_to_dict(config.model)}},
+            extra=trainer.checkpoint_metadata(),
         )
         say(f"saved {weights.name} at iteration {trainer.iteration}")
         effective = yaml.safe_dump(raw, sort_keys=False).encode()

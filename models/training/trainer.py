@@ -222,6 +222,11 @@ class Trainer:
         self.scheduler.milestones = configured
         self.scheduler.gamma = self.config.optimizer.gamma
 
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """What every checkpoint of this run carries beside the weights (full resume points and the GPU driver's
+        weights-only files alike): the architecture and its configuration, to rebuild the network from the file."""
+        return {"gaitid": {"arch": self.config.arch, "config": config_to_dict(self.config.model)}}
+
     def save(self) -> Path:
         path = checkpoint_dir(self.config.run_dir) / f"{self.config.arch}-{self.iteration:06d}.pt"
         save_checkpoint(
@@ -230,10 +235,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             iteration=self.iteration,
-            extra={
-                "scaler": self.scaler.state_dict(),
-                "gaitid": {"arch": self.config.arch, "config": config_to_dict(self.config.model)},
-            },
+            extra={"scaler": self.scaler.state_dict(), **self.checkpoint_metadata()},
         )
         old = sorted(checkpoint_dir(self.config.run_dir).glob(f"{self.config.arch}-*.pt"))
         for stale in old[: -self.config.keep_checkpoints]:
