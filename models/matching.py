@@ -16,7 +16,7 @@ One path for every place that matches (evaluation, the gallery, identify, stream
 
 import hashlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -228,11 +228,71 @@ class Windowing:
 
 def embed_walks(embed: EmbedFn, sequences: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
     """One raw embedding per sequence: the mean of its windows' embeddings (one batched ``embed`` call)."""
-    pieces = [windowing.split(s) for s in sequences]
-    flat = [w for windows in pieces for w in windows]
-    embedded = embed(flat)
-    bounds = np.cumsum([0, *(len(windows) for windows in pieces)])
-    return np.stack([embedded[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
+    return np.stack([walk.whole for walk in embed_probe_walks(embed, sequences, windowing, NO_RANKING_WINDOWS)])
 
 
 WHOLE_SEQUENCE = Windowing()  # OpenGait's way: one pass over the whole sequence
+
+
+@dataclass(frozen=True)
+class RankingWindows:
+    """How a long probe walk orders the gallery: by its best window of ``frames`` frames (every
+    ``stride``), for walks longer than ``longer_than`` frames (``frames`` 0: never).
+
+    A real track of several seconds mixes distances, turns and partial occlusions, and one pass
+    over it (the networks pool frames with a maximum) blends them, while an enrolment is usually one
+    steadier walk: the window that looks most like an enrolled walk says more about who it is than
+    the blend does. Only the order changes: a candidate's similarity, confidence and the decision
+    stay those of the whole walk, on the scale the calibration and thresholds were fitted on
+    (window scores run lower than whole-walk scores). Shorter walks rank whole, as before.
+    """
+
+    frames: int = 0
+    stride: int = 0
+    longer_than: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames < 0 or (self.frames and not (0 < self.stride <= self.frames <= self.longer_than)):
+            raise ValueError("ranking windows need 0 < stride <= frames <= longer_than (or frames 0: off)")
+
+    def split(self, sils: np.ndarray) -> list[np.ndarray]:
+        """The windows of a walk that ranks by windows; none for a shorter walk (or when off)."""
+        if not self.frames or len(sils) <= self.longer_than:
+            return []
+        return Windowing(self.frames, self.stride).split(sils)
+
+
+NO_RANKING_WINDOWS = RankingWindows()
+
+
+@dataclass(frozen=True)
+class ProbeWalk:
+    """A walk to identify: its raw embedding ``[D, P]`` and those of its ranking windows ``[w, D, P]`` (w may be 0)."""
+
+    whole: np.ndarray
+    windows: np.ndarray
+
+
+def embed_probe_walks(
+    embed: EmbedFn, sequences: Sequence[np.ndarray], windowing: Windowing, ranking: RankingWindows
+) -> list[ProbeWalk]:
+    """Each walk embedded as an enrolment is (:func:`embed_walks`) plus its ranking windows, in one ``embed`` call."""
+    averaged = [windowing.split(s) for s in sequences]
+    ranked = [ranking.split(s) for s in sequences]
+    flat = [w for pieces in averaged for w in pieces] + [w for pieces in ranked for w in pieces]
+    embedded = embed(flat)
+    whole_bounds = np.cumsum([0, *(len(pieces) for pieces in averaged)])
+    window_bounds = whole_bounds[-1] + np.cumsum([0, *(len(pieces) for pieces in ranked)])
+    return [
+        ProbeWalk(embedded[a:b].mean(axis=0), embedded[c:d])
+        for (a, b), (c, d) in zip(itertools.pairwise(whole_bounds), itertools.pairwise(window_bounds), strict=True)
+    ]
+
+
+def rank_subjects(whole: Mapping[str, float], windows: Mapping[str, float]) -> list[str]:
+    """The subjects of ``whole`` (subject → the whole walk's score), best first.
+
+    With window scores (subject → its best window's score) they order the subjects, a subject no
+    window reached coming after those; ties, and walks without windows, go by the whole walk.
+    """
+    return sorted(whole, key=lambda subject: (-windows.get(subject, -np.inf), -whole[subject]))

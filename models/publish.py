@@ -192,6 +192,9 @@ def _matching_fields(evaluation: dict[str, Any], name: str, output_dir: Path) ->
     windows = evaluation.get("windows") or {}
     if windows.get("frames"):
         fields["windows"] = {"frames": windows["frames"], "stride": windows["stride"]}
+    ranking = evaluation.get("ranking_windows") or {}
+    if ranking.get("frames"):
+        fields["ranking_windows"] = {key: ranking[key] for key in ("frames", "stride", "longer_than")}
     return fields
 
 

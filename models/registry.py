@@ -15,7 +15,7 @@ import yaml
 
 from models.configs import ArchConfig, config_to_dict, make_config
 from models.errors import ModelError, UnknownModelError, one_line
-from models.matching import Calibration, MatchingTransform, Windowing
+from models.matching import NO_RANKING_WINDOWS, Calibration, MatchingTransform, RankingWindows, Windowing
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_USER_DIR = Path("var/models")
@@ -44,6 +44,7 @@ class ModelSpec:
     transform: MatchingTransform = field(default_factory=MatchingTransform)
     calibration: Calibration | None = None
     windowing: Windowing = field(default_factory=Windowing)  # how long walks are embedded
+    ranking: RankingWindows = NO_RANKING_WINDOWS  # how long probe walks order the gallery
     description: str = ""
     card: Path | None = None
     origin: Literal["bundled", "user"] = "user"
@@ -88,6 +89,7 @@ def _parse_card(path: Path, origin: Literal["bundled", "user"]) -> ModelSpec:
         transform=MatchingTransform.load(path.parent / transform) if transform else MatchingTransform(),
         calibration=_calibration(raw.get("calibration"), path),
         windowing=_windowing(raw.get("windows"), path),
+        ranking=_ranking(raw.get("ranking_windows"), path),
         description=str(raw.get("description", "")),
         card=(path.parent / card_doc) if card_doc else None,
         origin=origin,
@@ -115,6 +117,16 @@ def _windowing(raw: Any, path: Path) -> Windowing:
         return Windowing(int(raw["frames"]), int(raw["stride"]))
     except (TypeError, KeyError, ValueError) as error:
         message = f"model card {path}: windows needs whole numbers frames and stride ({error})"
+        raise ModelError(message, code="bad_model_card") from None
+
+
+def _ranking(raw: Any, path: Path) -> RankingWindows:
+    if raw is None:
+        return NO_RANKING_WINDOWS
+    try:
+        return RankingWindows(int(raw["frames"]), int(raw["stride"]), int(raw["longer_than"]))
+    except (TypeError, KeyError, ValueError) as error:
+        message = f"model card {path}: ranking_windows needs 0 < stride <= frames <= longer_than ({error})"
         raise ModelError(message, code="bad_model_card") from None
 
 

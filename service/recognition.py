@@ -16,7 +16,7 @@ import numpy as np
 from models.embedder import MAX_FRAMES, Embedder
 from models.errors import ModelError
 from models.loading import create_embedder
-from models.matching import Candidate, Verdict, decide, embed_walks
+from models.matching import Candidate, ProbeWalk, Verdict, decide, embed_probe_walks, embed_walks
 from models.registry import ModelSpec, resolve
 from pipeline.cache import default_cache, extract_cached
 from pipeline.extract import PipelineResult
@@ -34,9 +34,9 @@ class WalkAnswer:
     candidates: list[Candidate]
 
 
-def answer_walk(gallery: Gallery, embedding: np.ndarray, threshold: float, top_k: int) -> WalkAnswer:
+def answer_walk(gallery: Gallery, walk: ProbeWalk, threshold: float, top_k: int) -> WalkAnswer:
     """The one recognition step after embedding, for identify jobs and streams alike."""
-    candidates = gallery.search(embedding, top_k)
+    candidates = gallery.search(walk.whole, top_k, walk.windows if len(walk.windows) else None)
     return WalkAnswer(decide(candidates, threshold), candidates)
 
 
@@ -100,13 +100,25 @@ class Recognizer:
         """float32 [S, channels, parts], each walk embedded as the model card says (whole, or windows averaged);
         sequences longer than the model takes keep their first frames."""
         embedded = embed_walks(self.embedder.embed, [s[:MAX_FRAMES] for s in sequences], self.spec.windowing)
-        if embedded.shape[1:] != self.spec.embedding_shape:
+        self._check_shape(embedded.shape[1:])
+        return embedded
+
+    def probe_walks(self, sequences: list[np.ndarray]) -> list[ProbeWalk]:
+        """Walks to identify: each embedded as :meth:`embed` does, plus the card's ranking windows of long ones."""
+        walks = embed_probe_walks(
+            self.embedder.embed, [s[:MAX_FRAMES] for s in sequences], self.spec.windowing, self.spec.ranking
+        )
+        for walk in walks:
+            self._check_shape(walk.whole.shape)
+        return walks
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if tuple(shape) != self.spec.embedding_shape:
             raise ModelError(
-                f"model {self.spec.key} embeds {list(embedded.shape[1:])}, but its card says "
+                f"model {self.spec.key} embeds {list(shape)}, but its card says "
                 f"{list(self.spec.embedding_shape)}; register the checkpoint again with `gaitid models add`",
                 code="model_not_servable",
             )
-        return embedded
 
     def extract(
         self, source: str | Path, progress: Callable[[float], None], cancelled: Callable[[], bool]

@@ -6,7 +6,7 @@ restricted to that gallery view; the identical view is excluded. A probe view's 
 mean over the 10 other gallery views; a condition's accuracy is the mean over the 11 probe views.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +36,17 @@ class CasiaBResult:
     means: dict[str, float]
 
 
-def casia_b_rank1(embeddings: np.ndarray, labels: Sequence[SequenceLabel], metric: Metric) -> CasiaBResult:
-    """Score ``embeddings`` ``[S, D, P]`` (row ``i`` labelled ``labels[i]``) under the CASIA-B protocol."""
+def casia_b_rank1(
+    embeddings: np.ndarray,
+    labels: Sequence[SequenceLabel],
+    metric: Metric,
+    windows: Mapping[int, np.ndarray] | None = None,
+) -> CasiaBResult:
+    """Score ``embeddings`` ``[S, D, P]`` (row ``i`` labelled ``labels[i]``) under the CASIA-B protocol.
+
+    ``windows``: sequence index → its ranking windows' embeddings ``[w, D, P]``; such a probe is as
+    close to a gallery sequence as its closest window (:class:`models.matching.RankingWindows`).
+    """
     subjects = np.array([label.subject for label in labels])
     conditions = np.array([label.condition for label in labels])
     views = np.array([label.view for label in labels])
@@ -50,6 +59,9 @@ def casia_b_rank1(embeddings: np.ndarray, labels: Sequence[SequenceLabel], metri
         if not probes.any():
             continue
         distances = distance_matrix(embeddings[probes], embeddings[gallery], metric)
+        for row, index in enumerate(np.flatnonzero(probes).tolist()):
+            if windows and index in windows:
+                distances[row] = distance_matrix(windows[index], embeddings[gallery], metric).min(axis=0)
         probe_views, probe_subjects = views[probes], subjects[probes]
         gallery_views, gallery_subjects = views[gallery], subjects[gallery]
         table[probe_set] = {}

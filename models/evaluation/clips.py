@@ -21,7 +21,20 @@ import yaml
 
 from models.embedder import MAX_FRAMES, Embedder
 from models.errors import ModelError, one_line
-from models.matching import WHOLE_SEQUENCE, Calibration, Candidate, MatchingTransform, Windowing, decide, embed_walks
+from models.matching import (
+    NO_RANKING_WINDOWS,
+    WHOLE_SEQUENCE,
+    Calibration,
+    Candidate,
+    MatchingTransform,
+    ProbeWalk,
+    RankingWindows,
+    Windowing,
+    decide,
+    embed_probe_walks,
+    embed_walks,
+    rank_subjects,
+)
 from pipeline.cache import TrackCache, extract_cached
 from pipeline.extract import PipelineConfig, PipelineResult
 from pipeline.tracks import Track
@@ -180,20 +193,26 @@ class Matching:
     calibration: Calibration | None
     thresholds: dict[str, float]
     windowing: Windowing = WHOLE_SEQUENCE
+    ranking: RankingWindows = NO_RANKING_WINDOWS
 
-    def candidates(
-        self, similarity: np.ndarray, subjects: Sequence[str], exclude: str | None = None
-    ) -> list[Candidate]:
-        """Subjects ranked by similarity (one enrolled sequence each here), optionally one left out."""
-        ranked = sorted(
-            (
-                Candidate(s, float(v), None if self.calibration is None else float(self.calibration.confidence(v)))
-                for s, v in zip(subjects, similarity.tolist(), strict=True)
-                if s != exclude
-            ),
-            key=lambda c: -c.similarity,
-        )
-        return ranked
+    def candidates(self, scores: "ProbeScores", subjects: Sequence[str], exclude: str | None = None) -> list[Candidate]:
+        """Subjects ranked as the gallery ranks them (one enrolled sequence each here), optionally one left out."""
+        whole = {s: float(v) for s, v in zip(subjects, scores.whole.tolist(), strict=True) if s != exclude}
+        windows = {} if scores.windows is None else dict(zip(subjects, scores.windows.tolist(), strict=True))
+        windows.pop(exclude or "", None)
+        return [
+            Candidate(s, whole[s], None if self.calibration is None else float(self.calibration.confidence(whole[s])))
+            for s in rank_subjects(whole, windows)
+        ]
+
+
+@dataclass(frozen=True)
+class ProbeScores:
+    """One probe walk against the enrolled walks: whole-walk similarities, and per enrolled walk the
+    best of its ranking windows' similarities (None: a walk ranked whole)."""
+
+    whole: np.ndarray
+    windows: np.ndarray | None
 
 
 def run_clips_protocol(
@@ -231,14 +250,25 @@ def run_clips_protocol(
         found = walks(entry, people)
         probes.extend((entry, person, found.get(person)) for person in people)
     present = [a for _, _, a in probes if a is not None]
-    walks_embedded = [a.track.silhouettes[:MAX_FRAMES] for a in [gallery[p] for p in enrolled] + present]
-    vectors = embed_walks(embedder.embed, walks_embedded, matching.windowing)
-    similarity = matching.transform.similarity(vectors[len(enrolled) :], vectors[: len(enrolled)])
-    rows = {id(a): similarity[i] for i, a in enumerate(present)}
+    enrolled_vectors = embed_walks(
+        embedder.embed, [gallery[p].track.silhouettes[:MAX_FRAMES] for p in enrolled], matching.windowing
+    )
+    sequences = [a.track.silhouettes[:MAX_FRAMES] for a in present]
+    walks = embed_probe_walks(embedder.embed, sequences, matching.windowing, matching.ranking) if present else []
+    rows = {
+        id(a): _probe_scores(matching.transform, walk, enrolled_vectors) for a, walk in zip(present, walks, strict=True)
+    }
     report = _report(matching, enrolled, gallery, probes, rows)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["embedder"] = embedder.description
+    report["ranking_windows"] = vars(matching.ranking)
     return report
+
+
+def _probe_scores(transform: MatchingTransform, walk: ProbeWalk, enrolled: np.ndarray) -> ProbeScores:
+    whole = transform.similarity(walk.whole, enrolled)[0]
+    windows = transform.similarity(walk.windows, enrolled).max(axis=0) if len(walk.windows) else None
+    return ProbeScores(whole, windows)
 
 
 def _decision(candidates: list[Candidate], threshold: float) -> str:
@@ -251,7 +281,7 @@ def _report(
     enrolled: list[str],
     gallery: dict[str, Appearance],
     probes: list[tuple[ClipEntry, str, Appearance | None]],
-    rows: dict[int, np.ndarray],
+    rows: dict[int, ProbeScores],
 ) -> dict[str, Any]:
     thresholds = matching.thresholds
     answers, confusion = [], {p: {} for p in sorted({person for _, person, _ in probes})}
@@ -350,11 +380,13 @@ def matching_from_report(path: Path) -> Matching:
         mean = fitted.get("mean")
         calibration = report.get("calibration")
         windows = report.get("windows") or {}
+        ranking = report.get("ranking_windows") or {}
         return Matching(
             MatchingTransform(None if mean is None else np.asarray(mean, dtype=np.float32)),
             None if calibration is None else Calibration(calibration["slope"], calibration["intercept"]),
             {name: float(point["threshold"]) for name, point in report["open_set"].items()},
             Windowing(int(windows.get("frames", 0)), int(windows.get("stride", 0))),
+            RankingWindows(*(int(ranking.get(key, 0)) for key in ("frames", "stride", "longer_than"))),
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path} is not a CASIA-B evaluation report: {error}", code="bad_evaluation") from None
@@ -379,6 +411,12 @@ def format_clips_report(report: dict[str, Any]) -> str:
         f"top-1 right {summary['top1_right']}/{summary['appearances']} "
         f"({summary['found']} appearances with a usable track)"
     )
+    ranking = report.get("ranking_windows") or {}
+    if ranking.get("frames"):
+        lines.append(
+            f"walks over {ranking['longer_than']} frames ranked by their best {ranking['frames']}-frame window "
+            "(scores and decisions: the whole walk's)"
+        )
     for name, point in summary.items():
         if isinstance(point, dict):
             lines.append(

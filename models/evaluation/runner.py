@@ -1,5 +1,6 @@
 """Running an evaluation protocol end to end: read the test split, embed it, score it."""
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +24,11 @@ from models.evaluation.distances import distance_matrix
 from models.evaluation.open_set import open_set_thresholds
 from models.evaluation.retrieval import retrieval_scores
 from models.matching import (
+    NO_RANKING_WINDOWS,
     WHOLE_SEQUENCE,
     Calibration,
     MatchingTransform,
+    RankingWindows,
     Windowing,
     centring_transform,
     embed_walks,
@@ -57,6 +60,22 @@ def embed_records(
         if progress:
             progress(start + len(chunk), len(records))
     return np.concatenate(chunks)
+
+
+def _ranking_windows(
+    embedder: Embedder, records: Sequence[SequenceRecord], ranking: RankingWindows
+) -> dict[int, np.ndarray]:
+    """Record index → the raw embeddings ``[w, D, P]`` of its ranking windows, for probes long enough to have some."""
+    probe_conditions = [c for group in PROBE_CONDITIONS.values() for c in group]
+    windows = {i: ranking.split(r.sils) for i, r in enumerate(records) if r.condition in probe_conditions}
+    windowed = [i for i, pieces in windows.items() if pieces]
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(windowed), EMBED_CHUNK):
+        chunk = windowed[start : start + EMBED_CHUNK]
+        embedded = embedder.embed([piece for i in chunk for piece in windows[i]])
+        bounds = np.cumsum([0, *(len(windows[i]) for i in chunk)])
+        found.update({i: embedded[a:b] for i, (a, b) in zip(chunk, itertools.pairwise(bounds), strict=True)})
+    return found
 
 
 def _labels(records: Sequence[SequenceRecord]) -> list[SequenceLabel]:
@@ -141,20 +160,26 @@ def evaluate_casia_b(
     transform: MatchingTransform | None = None,
     calibration: Calibration | None = None,
     windowing: Windowing = WHOLE_SEQUENCE,
+    ranking: RankingWindows = NO_RANKING_WINDOWS,
 ) -> dict[str, Any]:
     """The CASIA-B protocol, JSON-ready: rank-1 with OpenGait's Euclidean distance on the raw
-    embedding and with the service's matching (cosine after ``transform``); open-set thresholds on
-    the ``calibration``'s confidence (on the similarity without one); and, with a calibration, its
-    expected calibration error and reliability table on the test split's protocol pairs."""
+    embedding and with the service's matching (cosine after ``transform``, long probes ranked by
+    their best ``ranking`` window); open-set thresholds on the ``calibration``'s confidence (on the
+    similarity without one); and, with a calibration, its expected calibration error and
+    reliability table on the test split's protocol pairs."""
     started = time.perf_counter()
     transform = transform or MatchingTransform()
     records = load_split(data_root, subjects, cache_dir)
     embeddings = embed_records(embedder, records, progress, windowing)
     labels = _labels(records)
     centred = embeddings if transform.mean is None else embeddings - transform.mean
+    windows = {
+        index: embedded if transform.mean is None else embedded - transform.mean
+        for index, embedded in _ranking_windows(embedder, records, ranking).items()
+    }
     results = {
         "euclidean": casia_b_rank1(embeddings, labels, "euclidean"),
-        "cosine": casia_b_rank1(centred, labels, "cosine"),
+        "cosine": casia_b_rank1(centred, labels, "cosine", windows),
     }
     conditions = np.array([r.condition for r in records])
     gallery = np.isin(conditions, GALLERY_CONDITIONS)
@@ -172,6 +197,7 @@ def evaluate_casia_b(
             "sequences": len(records),
             "embedder": embedder.description,
             "windows": {"frames": windowing.frames, "stride": windowing.stride},
+            "ranking_windows": vars(ranking) | {"probes": len(windows)},
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": {metric: {"means": result.means, "table": result.table} for metric, result in results.items()},
             "open_set": {

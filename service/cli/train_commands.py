@@ -23,7 +23,7 @@ from models.evaluation.clips import (
 )
 from models.evaluation.runner import evaluate_casia_b, evaluate_partition, fit_matching
 from models.loading import create_embedder
-from models.matching import WHOLE_SEQUENCE, Windowing
+from models.matching import NO_RANKING_WINDOWS, WHOLE_SEQUENCE, RankingWindows, Windowing
 from models.training.config import load_train_config
 from models.training.trainer import Trainer, parse_subject_range
 from pipeline.defaults import cache_dir
@@ -115,7 +115,15 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
             args.held_out,
         )
     report = evaluate_casia_b(
-        embedder, args.data, args.subjects, args.cache_dir, _embed_progress(), transform, calibration, windowing
+        embedder,
+        args.data,
+        args.subjects,
+        args.cache_dir,
+        _embed_progress(),
+        transform,
+        calibration,
+        windowing,
+        _ranking(args, choice),
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
@@ -143,19 +151,34 @@ def _windowing(args: argparse.Namespace, choice: WeightsChoice) -> Windowing:
         raise CliInputError(str(error), code="bad_option") from None
 
 
+def _ranking(args: argparse.Namespace, choice: WeightsChoice) -> RankingWindows:
+    """The card's ranking windows, unless --ranking-window-frames says otherwise."""
+    if args.ranking_window_frames is None:
+        return choice.spec.ranking if choice.spec is not None else NO_RANKING_WINDOWS
+    if args.ranking_window_frames == 0:
+        return NO_RANKING_WINDOWS
+    frames = args.ranking_window_frames
+    try:
+        return RankingWindows(frames, max(1, frames // 3), frames * 3 // 2)
+    except ValueError as error:
+        raise CliInputError(str(error), code="bad_option") from None
+
+
 def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
     """The real-clip protocol with the model card's matching and thresholds (or those of --matching-from)."""
     if args.matching_from is not None:
         matching = matching_from_report(args.matching_from)
     elif choice.spec is not None:
         spec = choice.spec
-        matching = Matching(spec.transform, spec.calibration, spec.thresholds, spec.windowing)
+        matching = Matching(spec.transform, spec.calibration, spec.thresholds, spec.windowing, spec.ranking)
     else:
         raise CliInputError(
             "--dataset clips with --checkpoint needs --matching-from EVAL.json (a CASIA-B evaluation of it)",
             code="missing_option",
         )
     matching = replace(matching, windowing=_windowing(args, choice)) if args.window_frames is not None else matching
+    if args.ranking_window_frames is not None:
+        matching = replace(matching, ranking=_ranking(args, choice))
     if not matching.thresholds:
         raise CliInputError(f"{choice.label} has no open-set thresholds to decide with", code="no_threshold")
     if not args.protocol.is_file():
@@ -269,6 +292,13 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
         help="embed walks in windows of this many frames, averaged (default: the model card's; 0: whole)",
     )
     evaluate.add_argument("--window-stride", type=int, help="frames between window starts (default: half a window)")
+    evaluate.add_argument(
+        "--ranking-window-frames",
+        type=int,
+        metavar="FRAMES",
+        help="rank the gallery by the best window of this many frames (every third of it) of probes longer than "
+        "one and a half windows; scores and decisions stay the whole walk's (default: the model card's; 0: off)",
+    )
     evaluate.add_argument(
         "--protocol", type=Path, default=Path("configs/protocols/clips.yaml"), help="the real-clip protocol (clips)"
     )

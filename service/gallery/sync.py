@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.matching import Calibration, Candidate, MatchingTransform
+from models.matching import Calibration, Candidate, MatchingTransform, rank_subjects
 from service.db.tables import GaitSequence, GalleryChange
 from service.gallery.index import GalleryIndex, IndexConfig
 from service.gallery.vectors import DEFAULT_EMBEDDING_SHAPE
@@ -192,22 +192,37 @@ class Gallery:
     def indexed_ids(self) -> np.ndarray:
         return self.index.ids()
 
-    def search(self, embedding: np.ndarray, k: int) -> list[Candidate]:
-        """The ``k`` best subjects for one probe embedding: per subject, its best sequence's score."""
+    def search(self, embedding: np.ndarray, k: int, windows: np.ndarray | None = None) -> list[Candidate]:
+        """The ``k`` best subjects for one probe embedding: per subject, its best sequence's score.
+
+        ``windows`` (raw ``[w, D, P]``, see :class:`models.matching.RankingWindows`) re-order the whole
+        walk's shortlist by each subject's best window score; the scores stay the whole walk's.
+        """
         self.sync()
         if len(self.index) == 0:
             return []
         fetch = min(len(self.index), max(k * _SEQUENCES_PER_SUBJECT, k))
-        scores, ids = self.index.search(self.transform.vectors(embedding[None]), fetch)
-        best: dict[str, tuple[float, int]] = {}
+        probes = embedding[None] if windows is None else np.concatenate([embedding[None], windows])
+        scores, ids = self.index.search(self.transform.vectors(probes), fetch)
         with self._lock:
-            for score, sequence_id in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-                subject_id = self._subjects.get(sequence_id)
-                if sequence_id < 0 or subject_id is None or subject_id in best:
-                    continue
-                best[subject_id] = (float(score), int(sequence_id))
-        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
-        return [self._candidate(subject_id, score, sequence_id) for subject_id, (score, sequence_id) in ranked]
+            best = [self._best_per_subject(row, row_ids) for row, row_ids in zip(scores, ids, strict=True)]
+        whole = {subject_id: score for subject_id, (score, _) in best[0].items()}
+        window_scores: dict[str, float] = {}
+        for row in best[1:]:
+            for subject_id, (score, _) in row.items():
+                window_scores[subject_id] = max(score, window_scores.get(subject_id, -np.inf))
+        ranked = rank_subjects(whole, window_scores)[:k]
+        return [self._candidate(subject_id, *best[0][subject_id]) for subject_id in ranked]
+
+    def _best_per_subject(self, scores: np.ndarray, ids: np.ndarray) -> dict[str, tuple[float, int]]:
+        """One search result row → subject → (its best sequence's score, that sequence); the lock is held."""
+        best: dict[str, tuple[float, int]] = {}
+        for score, sequence_id in zip(scores.tolist(), ids.tolist(), strict=True):
+            subject_id = self._subjects.get(sequence_id)
+            if sequence_id < 0 or subject_id is None or subject_id in best:
+                continue
+            best[subject_id] = (float(score), int(sequence_id))
+        return best
 
     def _candidate(self, subject_id: str, similarity: float, sequence_id: int) -> Candidate:
         confidence = None if self.calibration is None else float(self.calibration.confidence(similarity))

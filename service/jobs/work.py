@@ -139,8 +139,8 @@ def _identify(ctx: ServiceContext, job: Job, progress: ProgressWriter) -> None:
 def walk_answers(ctx: ServiceContext, tracks: list[Track], threshold: float, top_k: int) -> dict[int, WalkAnswer]:
     """Embed the usable tracks in one batch and answer each (:func:`service.recognition.answer_walk`)."""
     kept = [t for t in tracks if t.kept]
-    embedded = ctx.recognizer.embed([t.silhouettes for t in kept]) if kept else []
-    return {t.track_id: answer_walk(ctx.gallery, e, threshold, top_k) for t, e in zip(kept, embedded, strict=True)}
+    walks = ctx.recognizer.probe_walks([t.silhouettes for t in kept]) if kept else []
+    return {t.track_id: answer_walk(ctx.gallery, w, threshold, top_k) for t, w in zip(kept, walks, strict=True)}
 
 
 def track_answers(ctx: ServiceContext, tracks: list[Track], walks: dict[int, WalkAnswer]) -> list[TrackAnswer]:

@@ -174,9 +174,9 @@ class StreamWorker:
         track that ended with no frame at hand). The snapshot comes from the track's own latest frame.
         """
         recognizer = self.ctx.recognizer
-        embedding = recognizer.embed([track.silhouettes()])[0]
+        probe = recognizer.probe_walks([track.silhouettes()])[0]
         threshold = recognizer.threshold(self.definition.match_threshold)
-        walk = answer_walk(self.ctx.gallery, embedding, threshold, self.ctx.settings.top_k)
+        walk = answer_walk(self.ctx.gallery, probe, threshold, self.ctx.settings.top_k)
         verdict = walk.verdict
         track.identified_frames = track.good_frames
         answer = (verdict.decision, verdict.subject_id)
