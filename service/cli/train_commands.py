@@ -95,7 +95,9 @@ def _reliability(calibration: dict) -> list[list[str]]:
     ]
 
 
-def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
+def _casia_b(
+    args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder, ranking: RankingWindows
+) -> dict[str, Any]:
     """The CASIA-B protocol with the model card's matching, or one fitted on the training split."""
     spec = choice.spec
     windowing = _windowing(args, choice)
@@ -123,7 +125,7 @@ def _casia_b(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder
         transform,
         calibration,
         windowing,
-        _ranking(args, choice),
+        ranking,
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
@@ -164,7 +166,9 @@ def _ranking(args: argparse.Namespace, choice: WeightsChoice) -> RankingWindows:
         raise CliInputError(str(error), code="bad_option") from None
 
 
-def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) -> dict[str, Any]:
+def _clips(
+    args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder, ranking: RankingWindows
+) -> dict[str, Any]:
     """The real-clip protocol with the model card's matching and thresholds (or those of --matching-from)."""
     if args.matching_from is not None:
         matching = matching_from_report(args.matching_from)
@@ -178,7 +182,7 @@ def _clips(args: argparse.Namespace, choice: WeightsChoice, embedder: Embedder) 
         )
     matching = replace(matching, windowing=_windowing(args, choice)) if args.window_frames is not None else matching
     if args.ranking_window_frames is not None:
-        matching = replace(matching, ranking=_ranking(args, choice))
+        matching = replace(matching, ranking=ranking)
     if not matching.thresholds:
         raise CliInputError(f"{choice.label} has no open-set thresholds to decide with", code="no_threshold")
     if not args.protocol.is_file():
@@ -200,13 +204,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     choice = weights_from_args(args)
     if args.dataset == "casia-b" and args.held_out:
         _refuse_overlap(args.held_out, args.subjects)
+    ranking = _ranking(args, choice)
     backend = args.backend or Settings().embed_backend  # measure what the service would run
     embedder = create_embedder(choice.arch, choice.weights, backend=backend, device=args.device, config=choice.config)
     matching = choice.config.matching if choice.config else "embedding"
     if args.dataset == "casia-b":
-        report = _casia_b(args, choice, embedder)
+        report = _casia_b(args, choice, embedder, ranking)
     elif args.dataset == "clips":
-        report = _clips(args, choice, embedder)
+        report = _clips(args, choice, embedder, ranking)
     else:
         if not args.partition:
             raise CliInputError("--dataset generic needs --partition PARTITION.json", code="missing_option")

@@ -47,6 +47,7 @@ EMBED = ["embed", "--input", "{d}/sils.npy", "--output", "{d}/out.npy"]
             "bad_option",
             "--held-out 100-110 overlaps the test subjects 075-124",
         ),
+        (["evaluate", "--data", "{d}", "--model", "default", "--ranking-window-frames", "-6"], "bad_option", "ranking"),
     ],
 )
 def test_bad_options_and_files_are_one_line_errors(files: Path, capsys, argv: list[str], code: str, words: str):
@@ -58,13 +59,23 @@ def test_bad_options_and_files_are_one_line_errors(files: Path, capsys, argv: li
     assert not (files / "out.npy").exists() and not (files / "run").exists(), "nothing was written"
 
 
-def test_a_broken_user_model_card_is_a_one_line_error(files: Path, capsys):
+@pytest.mark.parametrize(
+    ("card", "words"),
+    [
+        ("name: mine\narch: [gaitbase\n", "mine.yaml is unreadable"),
+        (
+            "name: mine\narch: gaitbase\nweights: m.pt\nranking_windows: {frames: 60, stride: 20, longer_than: 30}\n",
+            "ranking_windows needs 0 < stride <= frames <= longer_than",
+        ),
+    ],
+)
+def test_a_broken_user_model_card_is_a_one_line_error(files: Path, capsys, card: str, words: str):
     (files / "models").mkdir()
-    (files / "models" / "mine.yaml").write_text("name: mine\narch: [gaitbase\n")
+    (files / "models" / "mine.yaml").write_text(card)
     status = main(["models", "list"])
     err = capsys.readouterr().err.strip()
     assert status == 2 and err.startswith("gaitid: error [bad_model_card]: ") and len(err.splitlines()) == 1, err
-    assert "mine.yaml is unreadable" in err
+    assert words in err
 
 
 def test_a_model_the_gallery_cannot_serve_is_refused_at_registration(files: Path, capsys):

@@ -64,8 +64,9 @@ probes:
 
 @pytest.mark.slow
 def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, videos_dir) -> None:
-    """The shipped default through the real pipeline: J enrolled from one clip is J in another, and the
-    open-set pass sends J to `unknown` once J is out of the gallery (nobody else is in the probe)."""
+    """The shipped default through the real pipeline: J enrolled from one clip is J in another (ranked by
+    the best window of the probe walk, scored on the whole walk), and the open-set pass sends J to
+    `unknown` once J is out of the gallery (nobody else is in the probe)."""
     protocol = tmp_path / "protocol.yaml"
     protocol.write_text(SMOKE_PROTOCOL)
     env = {"GAITID_CACHE_DIR": str(shared_cache), **weights_env}
@@ -73,12 +74,14 @@ def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, 
     result = run_cli(
         *("evaluate", "--dataset", "clips", "--data", str(videos_dir), "--model", "default"),
         *("--protocol", str(protocol), "--json", str(out), "--cache"),
+        *("--ranking-window-frames", "20"),  # J's 53-frame probe walk then ranks by its best window
         env=env,
         timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert sorted(report["enrolled"]) == ["J", "O", "R"]
+    assert report["ranking_windows"] == {"frames": 20, "stride": 6, "longer_than": 30}
     (j,) = report["appearances"]
     assert (j["clip"], j["person"], j["top1"], j["top1_right"]) == ("walk_indoor_a_probe.mp4", "J", "J", True)
     assert j["genuine"]["similarity"] > j["best_impostor"]["similarity"]
@@ -87,4 +90,4 @@ def test_clip_protocol_smoke_on_real_clips(tmp_path, shared_cache, weights_env, 
     assert j["decisions"]["far_1e-2"] == "match J" and point["decision_right"] == 1 and point["false_matches"] == 0
     assert j["open_set"]["far_1e-2"]["J"] == "unknown" and j["open_set"]["far_1e-2"]["O"] == "match J"
     assert point["open_set_removed_unknown"] == "1/1" and point["open_set_others_changed"] == 0
-    assert "top-1 right 1/1" in result.stdout
+    assert "top-1 right 1/1" in result.stdout and "ranked by their best 20-frame window" in result.stdout

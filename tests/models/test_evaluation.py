@@ -66,6 +66,23 @@ def test_rank1_counts_mistakes_per_view():
     assert result.table["NM"]["000"] == 100.0
 
 
+def test_rank1_ranks_a_windowed_probe_by_its_closest_window():
+    """The service's ranking of long walks (models.matching.RankingWindows) in the protocol: the mistake
+    above is undone for the probes given a window that looks like their own subject."""
+    embeddings, labels = _synthetic_casia()
+    target = next(i for i, label in enumerate(labels) if label.subject == "002" and label.view == "000")
+    own = next(i for i, label in enumerate(labels) if label.subject == "001" and label.view == "000")
+    windows = {}
+    for i, label in enumerate(labels):
+        if label.subject == "001" and label.view == "090" and label.condition in ("nm-05", "nm-06"):
+            # the best window (cosine 0.98 with its own subject) beats one that leans to the impostor (0.89)
+            mine, theirs = embeddings[own], embeddings[target]
+            windows[i] = np.stack([mine + 0.2 * theirs, theirs + 0.5 * mine])
+            embeddings[i] = theirs
+    assert casia_b_rank1(embeddings, labels, "cosine").table["NM"]["090"] == pytest.approx(100 * 2 / 3)
+    assert casia_b_rank1(embeddings, labels, "cosine", windows).table["NM"]["090"] == 100.0
+
+
 def test_distances_follow_opengait_per_part_mean():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 3, 4, PARTS)).astype(np.float32)

@@ -4,12 +4,18 @@ import numpy as np
 import pytest
 
 from models.matching import (
+    NO_RANKING_WINDOWS,
+    WHOLE_SEQUENCE,
     Calibration,
     Candidate,
     MatchingTransform,
+    RankingWindows,
     centring_transform,
     decide,
+    embed_probe_walks,
+    embed_walks,
     fit_calibration,
+    rank_subjects,
     reliability,
 )
 
@@ -94,3 +100,38 @@ def test_decide_uses_the_confidence_when_there_is_one() -> None:
     assert decide(calibrated, 0.95).decision == "unknown" and decide(calibrated, 0.95).candidate == calibrated[0]
     assert decide([Candidate("a", 0.31, None)], 0.3).decision == "match"  # uncalibrated: the similarity
     assert decide([], 0.5).decision == "unknown" and decide([], 0.5).candidate is None
+
+
+def test_ranking_windows_split_only_long_walks_and_refuse_bad_settings() -> None:
+    ranking = RankingWindows(frames=60, stride=20, longer_than=90)
+    walk = np.arange(130)[:, None, None] * np.ones((1, 4, 4))
+    assert ranking.split(walk[:90]) == [] and NO_RANKING_WINDOWS.split(walk) == []
+    starts = [int(w[0, 0, 0]) for w in ranking.split(walk)]
+    assert starts == [0, 20, 40, 60, 70] and all(len(w) == 60 for w in ranking.split(walk))  # the end counts too
+    for frames, stride, longer_than in [(60, 0, 90), (60, 70, 90), (60, 20, 50), (-1, 0, 0)]:
+        with pytest.raises(ValueError):
+            RankingWindows(frames, stride, longer_than)
+
+
+def test_probe_walks_keep_each_walks_windows_apart() -> None:
+    """One batched call: each walk's whole embedding and its own windows, in order (window-less walks get none)."""
+    calls = []
+
+    def embed(sequences):  # a stand-in network: the embedding of a piece is its first and last frame number
+        calls.append(len(sequences))
+        return np.stack([np.full((2, 1), [[s[0, 0, 0]], [s[-1, 0, 0]]], np.float32) for s in sequences])
+
+    walks = [np.arange(n, dtype=np.float32)[:, None, None] + base for n, base in [(130, 0), (40, 1000), (100, 2000)]]
+    probes = embed_probe_walks(embed, walks, WHOLE_SEQUENCE, RankingWindows(60, 20, 90))
+    assert calls == [3 + 5 + 3]
+    assert [p.whole[:, 0].tolist() for p in probes] == [[0, 129], [1000, 1039], [2000, 2099]]
+    assert [p.windows[:, 0, 0].tolist() for p in probes] == [[0, 20, 40, 60, 70], [], [2000, 2020, 2040]]
+    assert probes[1].windows.shape == (0, 2, 1) and probes[2].windows[-1, :, 0].tolist() == [2040, 2099]
+    np.testing.assert_array_equal(embed_walks(embed, walks, WHOLE_SEQUENCE), np.stack([p.whole for p in probes]))
+
+
+def test_subjects_rank_by_their_best_window_and_keep_the_whole_walks_order_without_windows() -> None:
+    whole = {"ann": 0.8, "bob": 0.6, "cid": 0.7}
+    assert rank_subjects(whole, {}) == ["ann", "cid", "bob"]
+    assert rank_subjects(whole, {"bob": 0.5, "ann": 0.4}) == ["bob", "ann", "cid"]  # cid: no window reached it
+    assert rank_subjects(whole, {"bob": 0.5, "ann": 0.5, "cid": 0.1}) == ["ann", "bob", "cid"]  # a tie: whole walk

@@ -67,6 +67,24 @@ def test_two_galleries_stay_equal_to_the_database(sessions):
     assert first.revision == second.revision == rebuilt.revision
 
 
+def test_windows_reorder_the_shortlist_and_the_scores_stay_the_whole_walks(sessions):
+    """A long probe's best window ranks the subjects (models.matching.RankingWindows); what each candidate
+    shows, and what the decision reads, is still its whole-walk similarity."""
+    rng = np.random.default_rng(2)
+    centres = {name: rng.normal(size=(256, 16)).astype(np.float32) for name in ("ann", "bob", "cid")}
+    for name, centre in centres.items():
+        _enroll(sessions, name, centre)
+    gallery = Gallery(sessions, MODEL, IndexConfig())
+    gallery.rebuild()
+    whole = 0.7 * centres["ann"] + 0.5 * centres["bob"]
+    plain = gallery.search(whole, k=3)
+    assert [c.subject_id for c in plain[:2]] == ["ann", "bob"]
+    windows = np.stack([centres["bob"] + 0.1 * centres["cid"], 0.2 * centres["ann"] + centres["cid"]])
+    ranked = gallery.search(whole, k=3, windows=windows)
+    assert [c.subject_id for c in ranked] == ["bob", "cid", "ann"]  # bob's best window beats cid's and ann's
+    assert {c.subject_id: c.similarity for c in ranked} == {c.subject_id: c.similarity for c in plain}
+
+
 def test_rebuild_in_chunks_switches_to_the_compressed_index(sessions, monkeypatch):
     """A gallery larger than one load chunk and than exact_max: chunked rebuild, compressed index, same answers."""
     monkeypatch.setattr("service.gallery.sync._LOAD_CHUNK", 100)
