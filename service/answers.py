@@ -20,6 +20,11 @@ CONFIDENCE_DESCRIPTION = (
     "calibrated probability (0..1) that it is the same person, were a match and a non-match equally likely "
     "beforehand; null for models without a calibration"
 )
+CANDIDATES_DESCRIPTION = (
+    "the closest subjects, best first: by score, except that a walk longer than the model card's ranking "
+    "windows is ordered by each subject's best window (its most comparable stretch); score and confidence "
+    "stay the whole walk's, and the decision reads the first candidate's"
+)
 THRESHOLD_DESCRIPTION = (
     "the open-set threshold the decision used: on the confidence scale for calibrated models (a match needs "
     "confidence ≥ threshold), else on the similarity"
@@ -44,7 +49,7 @@ class SubjectBrief(BaseModel):
 
 
 class CandidateAnswer(BaseModel):
-    """One gallery subject close to the walk, best first."""
+    """One gallery subject close to the walk."""
 
     subject: SubjectBrief | None = Field(description="the subject (null if deleted since the answer)")
     score: float = Field(description=SCORE_DESCRIPTION)
@@ -61,7 +66,7 @@ class TrackAnswer(TrackSummary):
     subject: SubjectBrief | None = Field(description="the matched subject (decision match), else null")
     score: float | None = Field(description="the best candidate's score; " + SCORE_DESCRIPTION)
     confidence: float | None = Field(description="the best candidate's confidence; " + CONFIDENCE_DESCRIPTION)
-    candidates: list[CandidateAnswer] = Field(description="the closest subjects, best first (top_k of them)")
+    candidates: list[CandidateAnswer] = Field(description=CANDIDATES_DESCRIPTION + " (top_k of them)")
     thumbnail: str | None = Field(None, description=THUMBNAIL_DESCRIPTION)
     contact_sheet: str | None = Field(None, description=SHEET_DESCRIPTION)
 
@@ -146,7 +151,7 @@ class IdentificationEvent(BaseModel):
     confidence: float | None = Field(description="the best candidate's confidence; " + CONFIDENCE_DESCRIPTION)
     threshold: float = Field(description=THRESHOLD_DESCRIPTION)
     good_frames: int = Field(description="silhouettes of the person the answer used")
-    candidates: list[CandidateAnswer] = Field(description="the closest subjects, best first")
+    candidates: list[CandidateAnswer] = Field(description=CANDIDATES_DESCRIPTION)
     model: str = Field(description="the gait model that embedded the walk, name@version")
     snapshot: str | None = Field(description="path of the person's snapshot (GET, image/jpeg), if one was kept")
     created_at: datetime = Field(description="when the event was recorded")
