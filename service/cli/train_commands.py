@@ -161,7 +161,7 @@ def _ranking(args: argparse.Namespace, choice: WeightsChoice) -> RankingWindows:
         return NO_RANKING_WINDOWS
     frames = args.ranking_window_frames
     try:
-        return RankingWindows(frames, max(1, frames // 3), frames * 3 // 2)
+        return RankingWindows(frames, max(1, frames // 2), frames * 3 // 2)
     except ValueError as error:
         raise CliInputError(str(error), code="bad_option") from None
 
@@ -301,7 +301,7 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
         "--ranking-window-frames",
         type=int,
         metavar="FRAMES",
-        help="rank the gallery by the best window of this many frames (every third of it) of probes longer than "
+        help="rank the gallery by the best window of this many frames (every half window) of probes longer than "
         "one and a half windows; scores and decisions stay the whole walk's (default: the model card's; 0: off)",
     )
     evaluate.add_argument(
