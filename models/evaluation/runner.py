@@ -63,7 +63,7 @@ def embed_records(
 
 
 def _ranking_windows(
-    embedder: Embedder, records: Sequence[SequenceRecord], ranking: RankingWindows
+    embedder: Embedder, records: Sequence[SequenceRecord], ranking: RankingWindows, progress: Progress | None
 ) -> dict[int, np.ndarray]:
     """Record index → the raw embeddings ``[w, D, P]`` of its ranking windows, for probes long enough to have some."""
     probe_conditions = [c for group in PROBE_CONDITIONS.values() for c in group]
@@ -75,6 +75,8 @@ def _ranking_windows(
         embedded = embedder.embed([piece for i in chunk for piece in windows[i]])
         bounds = np.cumsum([0, *(len(windows[i]) for i in chunk)])
         found.update({i: embedded[a:b] for i, (a, b) in zip(chunk, itertools.pairwise(bounds), strict=True)})
+        if progress:
+            progress(start + len(chunk), len(windowed))
     return found
 
 
@@ -161,6 +163,7 @@ def evaluate_casia_b(
     calibration: Calibration | None = None,
     windowing: Windowing = WHOLE_SEQUENCE,
     ranking: RankingWindows = NO_RANKING_WINDOWS,
+    ranking_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The CASIA-B protocol, JSON-ready: rank-1 with OpenGait's Euclidean distance on the raw
     embedding and with the service's matching (cosine after ``transform``, long probes ranked by
@@ -175,7 +178,7 @@ def evaluate_casia_b(
     centred = embeddings if transform.mean is None else embeddings - transform.mean
     windows = {
         index: embedded if transform.mean is None else embedded - transform.mean
-        for index, embedded in _ranking_windows(embedder, records, ranking).items()
+        for index, embedded in _ranking_windows(embedder, records, ranking, ranking_progress).items()
     }
     results = {
         "euclidean": casia_b_rank1(embeddings, labels, "euclidean"),

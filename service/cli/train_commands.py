@@ -34,16 +34,16 @@ from service.settings import Settings
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _embed_progress() -> Callable[[int, int], None]:
+def _embed_progress(what: str = "sequences") -> Callable[[int, int], None]:
     """Embedding progress on stderr, shown as the client commands show a job's (redrawn in place on a
-    terminal, a plain line per tenth in a pipe or log); the count when every sequence is embedded."""
+    terminal, a plain line per tenth in a pipe or log); the count when every one of ``what`` is embedded."""
     progress = Progress(sys.stderr)
 
     def show(done: int, total: int) -> None:
-        progress.show(f"embedding {10 * (done * 10 // total)} %", f"{done}/{total} sequences")
+        progress.show(f"embedding {10 * (done * 10 // total)} %", f"{done}/{total} {what}")
         if done == total:
             progress.clear()
-            print(f"embedded {done}/{total} sequences", file=sys.stderr, flush=True)
+            print(f"embedded {done}/{total} {what}", file=sys.stderr, flush=True)
 
     return show
 
@@ -126,6 +126,7 @@ def _casia_b(
         calibration,
         windowing,
         ranking,
+        _embed_progress("long probes' ranking windows"),
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
