@@ -11,7 +11,9 @@ One path for every place that matches (evaluation, the gallery, identify, stream
    OpenGait's mean per-part cosine similarity (the ``similarity`` of every answer);
 3. the **calibration** turns that similarity into a ``confidence`` in 0..1: the probability that the
    two walks are the same person when a same-person and a different-person pair are equally likely a
-   priori (logistic regression on balanced training-split pairs). Thresholds are stated on it.
+   priori (logistic regression on balanced training-split pairs). Thresholds are stated on it;
+4. candidates are ordered by that score, except that a long probe walk orders them by its best
+   window (:class:`RankingWindows`); scores and the decision stay the whole walk's.
 """
 
 import hashlib
@@ -273,20 +275,20 @@ class ProbeWalk:
     windows: np.ndarray
 
 
+def embed_pieces(embed: EmbedFn, pieces: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """Every item's pieces (windows of one walk, say) in one ``embed`` call: each item's embeddings ``[n, D, P]``."""
+    embedded = embed([piece for item in pieces for piece in item])
+    bounds = np.cumsum([0, *(len(item) for item in pieces)])
+    return [embedded[a:b] for a, b in itertools.pairwise(bounds)]
+
+
 def embed_probe_walks(
     embed: EmbedFn, sequences: Sequence[np.ndarray], windowing: Windowing, ranking: RankingWindows
 ) -> list[ProbeWalk]:
     """Each walk embedded as an enrolment is (:func:`embed_walks`) plus its ranking windows, in one ``embed`` call."""
     averaged = [windowing.split(s) for s in sequences]
-    ranked = [ranking.split(s) for s in sequences]
-    flat = [w for pieces in averaged for w in pieces] + [w for pieces in ranked for w in pieces]
-    embedded = embed(flat)
-    whole_bounds = np.cumsum([0, *(len(pieces) for pieces in averaged)])
-    window_bounds = whole_bounds[-1] + np.cumsum([0, *(len(pieces) for pieces in ranked)])
-    return [
-        ProbeWalk(embedded[a:b].mean(axis=0), embedded[c:d])
-        for (a, b), (c, d) in zip(itertools.pairwise(whole_bounds), itertools.pairwise(window_bounds), strict=True)
-    ]
+    embedded = embed_pieces(embed, averaged + [ranking.split(s) for s in sequences])
+    return [ProbeWalk(embedded[i].mean(axis=0), embedded[len(sequences) + i]) for i in range(len(sequences))]
 
 
 def rank_subjects(whole: Mapping[str, float], windows: Mapping[str, float]) -> list[str]:

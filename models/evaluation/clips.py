@@ -186,6 +186,15 @@ def appearances(result: PipelineResult, clip: str, truth: ClipTruth, persons: Se
 
 
 @dataclass(frozen=True)
+class ProbeScores:
+    """One probe walk against the enrolled walks: whole-walk similarities, and per enrolled walk the
+    best of its ranking windows' similarities (None: a walk ranked whole)."""
+
+    whole: np.ndarray
+    windows: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class Matching:
     """The model's matching as the service applies it: transform, calibration, card thresholds."""
 
@@ -195,7 +204,7 @@ class Matching:
     windowing: Windowing = WHOLE_SEQUENCE
     ranking: RankingWindows = NO_RANKING_WINDOWS
 
-    def candidates(self, scores: "ProbeScores", subjects: Sequence[str], exclude: str | None = None) -> list[Candidate]:
+    def candidates(self, scores: ProbeScores, subjects: Sequence[str], exclude: str | None = None) -> list[Candidate]:
         """Subjects ranked as the gallery ranks them (one enrolled sequence each here), optionally one left out."""
         whole = {s: float(v) for s, v in zip(subjects, scores.whole.tolist(), strict=True) if s != exclude}
         windows = {} if scores.windows is None else dict(zip(subjects, scores.windows.tolist(), strict=True))
@@ -204,15 +213,6 @@ class Matching:
             Candidate(s, whole[s], None if self.calibration is None else float(self.calibration.confidence(whole[s])))
             for s in rank_subjects(whole, windows)
         ]
-
-
-@dataclass(frozen=True)
-class ProbeScores:
-    """One probe walk against the enrolled walks: whole-walk similarities, and per enrolled walk the
-    best of its ranking windows' similarities (None: a walk ranked whole)."""
-
-    whole: np.ndarray
-    windows: np.ndarray | None
 
 
 def run_clips_protocol(

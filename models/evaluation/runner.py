@@ -1,6 +1,5 @@
 """Running an evaluation protocol end to end: read the test split, embed it, score it."""
 
-import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from models.matching import (
     RankingWindows,
     Windowing,
     centring_transform,
+    embed_pieces,
     embed_walks,
     fit_calibration,
     reliability,
@@ -72,9 +72,7 @@ def _ranking_windows(
     found: dict[int, np.ndarray] = {}
     for start in range(0, len(windowed), EMBED_CHUNK):
         chunk = windowed[start : start + EMBED_CHUNK]
-        embedded = embedder.embed([piece for i in chunk for piece in windows[i]])
-        bounds = np.cumsum([0, *(len(windows[i]) for i in chunk)])
-        found.update({i: embedded[a:b] for i, (a, b) in zip(chunk, itertools.pairwise(bounds), strict=True)})
+        found.update(zip(chunk, embed_pieces(embedder.embed, [windows[i] for i in chunk]), strict=True))
         if progress:
             progress(start + len(chunk), len(windowed))
     return found
