@@ -143,6 +143,16 @@ def _calibration_pairs(fitted: dict[str, Any] | None) -> str:
     )
 
 
+def _ranking_sentence(ranking: dict[str, Any]) -> str:
+    """What ordered the candidates of the clips' long walks, if anything but the whole walk did."""
+    if not ranking.get("frames"):
+        return ""
+    return (
+        f" Walks over {ranking['longer_than']} frames rank the gallery by their best {ranking['frames']}-frame "
+        "window; scores and decisions are the whole walk's."
+    )
+
+
 def _clips_section(clips: dict[str, Any]) -> list[str]:
     """The real-clip protocol's result (``gaitid evaluate --dataset clips``)."""
     summary = clips["summary"]
@@ -150,7 +160,7 @@ def _clips_section(clips: dict[str, Any]) -> list[str]:
         "## Real clips (`gaitid evaluate --dataset clips`, configs/protocols/clips.yaml)",
         "",
         f"Top-1 right for {summary['top1_right']} of {summary['appearances']} probe appearances "
-        f"({summary['found']} with a usable track).",
+        f"({summary['found']} with a usable track).{_ranking_sentence(clips.get('ranking_windows') or {})}",
         "",
         "| clip | person | top-1 | genuine confidence / similarity | best other | decisions |",
         "|---|---|---|---|---|---|",

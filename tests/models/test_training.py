@@ -9,7 +9,7 @@ import torch
 
 from models.checkpoint import load_model, read_checkpoint
 from models.errors import ModelError
-from models.evaluation.casia_b import SequenceLabel, protocol_pairs
+from models.evaluation.casia_b import GALLERY_CONDITIONS, SequenceLabel, protocol_pairs
 from models.evaluation.runner import FIT_SEQUENCES_PER_SUBJECT, fit_matching, load_split, sample_per_subject
 from models.training.config import TrainConfig, load_train_config
 from models.training.trainer import Trainer, latest_checkpoint
@@ -201,7 +201,7 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     evaluated = run_cli(
         "evaluate", "--dataset", "casia-b", "--data", str(CASIA_B), "--subjects", "075-076",
         "--fit-subjects", "001-002", "--held-out", "003", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
-        "--cache-dir", str(tmp_path / "cache"), "--json", str(report),
+        "--cache-dir", str(tmp_path / "cache"), "--json", str(report), "--ranking-window-frames", "20",
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     # progress in a pipe: plain lines (a terminal's \r redraws would run together in a log)
@@ -226,10 +226,18 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     stage = tmp_path / "stage2.yaml"
     stage.write_text((REPO / "configs" / "smoke_cpu.yaml").read_text() + "init_weights: runs/stage1/last.pt\nseed: 5\n")
     out = tmp_path / "published"
+    clips = tmp_path / "clips.json"  # the shape of a `gaitid evaluate --dataset clips --json` report
+    scores = {"similarity": 0.8, "confidence": 0.99}
+    appearance = {"clip": "c.mp4", "person": "J", "track": {"id": 1, "good_frames": 120}, "top1": "J"}
+    appearance |= {"genuine": scores, "best_impostor": {"subject": "R", **scores}, "decisions": {"far_1e-2": "match J"}}
+    point = {"decision_right": 1, "false_matches": 0, "open_set_removed_unknown": "1/1", "open_set_others_changed": 0}
+    summary = {"appearances": 1, "found": 1, "top1_right": 1, "far_1e-2": point}
+    ranking = {"frames": 60, "stride": 30, "longer_than": 90}
+    clips.write_text(json.dumps({"appearances": [appearance], "summary": summary, "ranking_windows": ranking}))
     published = run_cli(
         "models", "publish", "mini", "--checkpoint", str(checkpoint), "--arch", "gaitbase", "--version", "7",
         "--evaluation", str(report), "--config", str(stage), "--trained-on", "a test CPU, 1 s",
-        "--output-dir", str(out),
+        "--output-dir", str(out), "--clips", str(clips),
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
 
@@ -241,10 +249,16 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
         f"CASIA-B rank-1 NM/BG/CL {evaluation['NM']:.1f}/{evaluation['BG']:.1f}/{evaluation['CL']:.1f}"
     )
     assert card["transform"] == "mini.transform.npz" and card["calibration"]["slope"] == calibration["slope"]
+    # the probes longer than 30 frames were ranked by their best 20-frame window
+    probes = [r for r in load_split(CASIA_B, "075-076", tmp_path / "cache") if r.condition not in GALLERY_CONDITIONS]
+    assert evaluation["ranking_windows"]["probes"] == sum(len(r.sils) > 30 for r in probes) > 0
+    assert card["ranking_windows"] == {"frames": 20, "stride": 10, "longer_than": 30}
     document = (out / "mini.md").read_text()
     assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
     assert f"expected calibration error **{calibration['ece']:.4f}**" in document
     assert f"all {len(held_out)} sequences of subjects 003, held out of the model's training" in document
+    assert "Top-1 right for 1 of 1 probe appearances (1 with a usable track). Walks over 90 frames rank" in document
+    assert "| c.mp4 | J | J | 0.990 / 0.8000 | R 0.990 / 0.8000 | far_1e-2: match J |" in document
     assert f"**{evaluation['metrics']['euclidean']['means']['CL']:.2f}**" in document
     weights = torch.load(out / "mini.pt", weights_only=True)
     assert weights["iteration"] == 40
