@@ -36,7 +36,7 @@ class WalkAnswer:
 
 def answer_walk(gallery: Gallery, walk: ProbeWalk, threshold: float, top_k: int) -> WalkAnswer:
     """The one recognition step after embedding, for identify jobs and streams alike."""
-    candidates = gallery.search(walk.whole, top_k, walk.windows if len(walk.windows) else None)
+    candidates = gallery.search(walk.whole, top_k, walk.windows)
     return WalkAnswer(decide(candidates, threshold), candidates)
 
 
