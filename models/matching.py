@@ -174,6 +174,7 @@ class Candidate:
     similarity: float
     confidence: float | None
     sequence_id: int = -1
+    window_similarity: float | None = None  # the best ranking window's, when one ordered this candidate
 
     @property
     def score(self) -> float:
@@ -184,6 +185,11 @@ class Candidate:
         """The numbers an answer shows: ``score`` (the similarity) and ``confidence``, rounded."""
         confidence = None if self.confidence is None else round(self.confidence, 6)
         return {"score": round(self.similarity, 6), "confidence": confidence}
+
+    def listing(self) -> dict[str, float | None]:
+        """A candidate list's entry: :meth:`scores` and the ``window_score`` that ordered it (or None)."""
+        window = None if self.window_similarity is None else round(self.window_similarity, 6)
+        return {**self.scores(), "window_score": window}
 
 
 @dataclass(frozen=True)

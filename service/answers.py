@@ -54,6 +54,11 @@ class CandidateAnswer(BaseModel):
     subject: SubjectBrief | None = Field(description="the subject (null if deleted since the answer)")
     score: float = Field(description=SCORE_DESCRIPTION)
     confidence: float | None = Field(description=CONFIDENCE_DESCRIPTION)
+    window_score: float | None = Field(
+        None,
+        description="the similarity of the walk's best ranking window to the subject, which ordered this "
+        "candidate (a walk longer than the model card's ranking windows); null when the whole walk's score did",
+    )
 
 
 class TrackAnswer(TrackSummary):

@@ -19,4 +19,4 @@ def subject_brief(session: Session, subject_id: str | None) -> SubjectBrief | No
 
 
 def candidate_answer(session: Session, candidate: Candidate) -> CandidateAnswer:
-    return CandidateAnswer(subject=subject_brief(session, candidate.subject_id), **candidate.scores())
+    return CandidateAnswer(subject=subject_brief(session, candidate.subject_id), **candidate.listing())

@@ -212,7 +212,9 @@ class Gallery:
             for subject_id, (score, _) in row.items():
                 window_scores[subject_id] = max(score, window_scores.get(subject_id, -np.inf))
         ranked = rank_subjects(whole, window_scores)[:k]
-        return [self._candidate(subject_id, *best[0][subject_id]) for subject_id in ranked]
+        return [
+            self._candidate(subject_id, *best[0][subject_id], window_scores.get(subject_id)) for subject_id in ranked
+        ]
 
     def _best_per_subject(self, scores: np.ndarray, ids: np.ndarray) -> dict[str, tuple[float, int]]:
         """One search result row → subject → (its best sequence's score, that sequence); the lock is held."""
@@ -224,6 +226,8 @@ class Gallery:
             best[subject_id] = (float(score), int(sequence_id))
         return best
 
-    def _candidate(self, subject_id: str, similarity: float, sequence_id: int) -> Candidate:
+    def _candidate(
+        self, subject_id: str, similarity: float, sequence_id: int, window: float | None = None
+    ) -> Candidate:
         confidence = None if self.calibration is None else float(self.calibration.confidence(similarity))
-        return Candidate(subject_id, similarity, confidence, sequence_id)
+        return Candidate(subject_id, similarity, confidence, sequence_id, window)

@@ -31,7 +31,10 @@ def event_answer(session: Session, event: StreamEvent) -> IdentificationEvent:
         threshold=event.threshold,
         good_frames=event.good_frames,
         candidates=[
-            candidate_answer(session, Candidate(c["subject_id"], c["score"], c.get("confidence")))
+            candidate_answer(
+                session,
+                Candidate(c["subject_id"], c["score"], c.get("confidence"), window_similarity=c.get("window_score")),
+            )
             for c in event.candidates
         ],
         model=event.model_key,

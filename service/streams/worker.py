@@ -216,7 +216,7 @@ class StreamWorker:
                 **(walk.verdict.candidate.scores() if walk.verdict.candidate else {}),
                 threshold=threshold,
                 good_frames=track.good_frames,
-                candidates=[{"subject_id": c.subject_id, **c.scores()} for c in walk.candidates],
+                candidates=[{"subject_id": c.subject_id, **c.listing()} for c in walk.candidates],
                 model_key=self.ctx.recognizer.model_key,
                 snapshot_path=str(snapshot) if snapshot else None,
             )

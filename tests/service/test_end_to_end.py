@@ -130,8 +130,11 @@ def test_walkthrough_enrolls_by_track_and_answers_every_walker(walkthrough, reco
             assert len(set(names)) == 5 and set(names) <= set("JORNGW")  # one entry per subject, best first
             scores = [c["score"] for c in track["candidates"]]
             assert track["score"] == scores[0]  # the decision reads the first candidate
-            if track["good_frames"] <= resolve("default").ranking.longer_than:  # else ordered by its best window
-                assert scores == sorted(scores, reverse=True)
+            windows = [c["window_score"] for c in track["candidates"]]
+            if track["good_frames"] <= resolve("default").ranking.longer_than:
+                assert scores == sorted(scores, reverse=True) and windows == [None] * 5
+            else:  # ordered by each subject's best window; the scores stay the whole walk's
+                assert windows == sorted(windows, reverse=True), track["candidates"]
     record_property("confusion", json.dumps(confusion))
     print(json.dumps(confusion, indent=1))
 

@@ -83,6 +83,10 @@ def test_windows_reorder_the_shortlist_and_the_scores_stay_the_whole_walks(sessi
     ranked = gallery.search(whole, k=3, windows=windows)
     assert [c.subject_id for c in ranked] == ["bob", "cid", "ann"]  # bob's best window beats cid's and ann's
     assert {c.subject_id: c.similarity for c in ranked} == {c.subject_id: c.similarity for c in plain}
+    window_scores = [c.window_similarity for c in ranked]
+    assert window_scores == sorted(window_scores, reverse=True) and all(c.window_similarity is None for c in plain)
+    best_window = max(gallery.search(window, k=3)[0].similarity for window in windows)
+    assert ranked[0].window_similarity == pytest.approx(best_window)
 
 
 def test_rebuild_in_chunks_switches_to_the_compressed_index(sessions, monkeypatch):
