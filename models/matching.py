@@ -63,6 +63,10 @@ class MatchingTransform:
             return "identity"
         return hashlib.sha256(np.ascontiguousarray(self.mean, dtype=np.float32).tobytes()).hexdigest()[:12]
 
+    def centre(self, embeddings: np.ndarray) -> np.ndarray:
+        """Raw embeddings ``[..., D, P]`` with the mean subtracted (as they are for the identity transform)."""
+        return embeddings if self.mean is None else embeddings - self.mean
+
     def vectors(self, embeddings: np.ndarray) -> np.ndarray:
         """``[n, D, P]`` (or one ``[D, P]``) → ``float32 [n, D*P]``, C-contiguous, part-major.
 
@@ -75,11 +79,9 @@ class MatchingTransform:
             x = x[None]
         if x.ndim != 3:
             raise ValueError(f"embeddings must be [n, D, P] or [D, P], got {list(np.shape(embeddings))}")
-        if self.mean is not None:
-            if x.shape[1:] != self.mean.shape:
-                raise ValueError(f"embeddings {list(x.shape[1:])} do not fit the transform's {list(self.mean.shape)}")
-            x = x - self.mean
-        parts = x.transpose(0, 2, 1)  # [n, P, D]
+        if self.mean is not None and x.shape[1:] != self.mean.shape:
+            raise ValueError(f"embeddings {list(x.shape[1:])} do not fit the transform's {list(self.mean.shape)}")
+        parts = self.centre(x).transpose(0, 2, 1)  # [n, P, D]
         norms = np.linalg.norm(parts, axis=2, keepdims=True)
         scaled = parts / (np.maximum(norms, np.finfo(np.float32).tiny) * np.float32(np.sqrt(parts.shape[1])))
         return np.ascontiguousarray(scaled.reshape(len(x), -1), dtype=np.float32)

@@ -63,11 +63,14 @@ def embed_records(
 
 
 def _ranking_windows(
-    embedder: Embedder, records: Sequence[SequenceRecord], ranking: RankingWindows, progress: Progress | None
+    embedder: Embedder,
+    records: Sequence[SequenceRecord],
+    probes: Sequence[int],
+    ranking: RankingWindows,
+    progress: Progress | None,
 ) -> dict[int, np.ndarray]:
-    """Record index → the raw embeddings ``[w, D, P]`` of its ranking windows, for probes long enough to have some."""
-    probe_conditions = [c for group in PROBE_CONDITIONS.values() for c in group]
-    windows = {i: ranking.split(r.sils) for i, r in enumerate(records) if r.condition in probe_conditions}
+    """Probe index → the raw embeddings ``[w, D, P]`` of its ranking windows, for probes long enough to have some."""
+    windows = {i: ranking.split(records[i].sils) for i in probes}
     windowed = [i for i, pieces in windows.items() if pieces]
     found: dict[int, np.ndarray] = {}
     for start in range(0, len(windowed), EMBED_CHUNK):
@@ -173,18 +176,15 @@ def evaluate_casia_b(
     records = load_split(data_root, subjects, cache_dir)
     embeddings = embed_records(embedder, records, progress, windowing)
     labels = _labels(records)
-    centred = embeddings if transform.mean is None else embeddings - transform.mean
-    windows = {
-        index: embedded if transform.mean is None else embedded - transform.mean
-        for index, embedded in _ranking_windows(embedder, records, ranking, ranking_progress).items()
-    }
-    results = {
-        "euclidean": casia_b_rank1(embeddings, labels, "euclidean"),
-        "cosine": casia_b_rank1(centred, labels, "cosine", windows),
-    }
     conditions = np.array([r.condition for r in records])
     gallery = np.isin(conditions, GALLERY_CONDITIONS)
     probes = np.isin(conditions, [c for group in PROBE_CONDITIONS.values() for c in group])
+    raw_windows = _ranking_windows(embedder, records, np.flatnonzero(probes).tolist(), ranking, ranking_progress)
+    windows = {index: transform.centre(embedded) for index, embedded in raw_windows.items()}
+    results = {
+        "euclidean": casia_b_rank1(embeddings, labels, "euclidean"),
+        "cosine": casia_b_rank1(transform.centre(embeddings), labels, "cosine", windows),
+    }
     subjects_of = np.array([r.subject for r in records])
     vectors = transform.vectors(embeddings)  # the service's gallery vectors: one inner product per pair
     similarity = vectors[probes] @ vectors[gallery].T
