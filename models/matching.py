@@ -178,6 +178,19 @@ class Candidate:
     sequence_id: int = -1
     window_similarity: float | None = None  # the best ranking window's, when one ordered this candidate
 
+    @classmethod
+    def scored(
+        cls,
+        subject_id: str,
+        similarity: float,
+        calibration: Calibration | None,
+        sequence_id: int = -1,
+        window_similarity: float | None = None,
+    ) -> "Candidate":
+        """A candidate whose confidence is ``calibration``'s reading of the similarity (None: uncalibrated)."""
+        confidence = None if calibration is None else float(calibration.confidence(similarity))
+        return cls(subject_id, similarity, confidence, sequence_id, window_similarity)
+
     @property
     def score(self) -> float:
         """What thresholds apply to: the confidence of calibrated models, else the similarity."""

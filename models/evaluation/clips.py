@@ -210,12 +210,7 @@ class Matching:
         windows = {} if scores.windows is None else dict(zip(subjects, scores.windows.tolist(), strict=True))
         windows.pop(exclude or "", None)
         return [
-            Candidate(
-                s,
-                whole[s],
-                None if self.calibration is None else float(self.calibration.confidence(whole[s])),
-                window_similarity=windows.get(s),
-            )
+            Candidate.scored(s, whole[s], self.calibration, window_similarity=windows.get(s))
             for s in rank_subjects(whole, windows)
         ]
 

@@ -212,9 +212,12 @@ class Gallery:
             for subject_id, (score, _) in row.items():
                 window_scores[subject_id] = max(score, window_scores.get(subject_id, -np.inf))
         ranked = rank_subjects(whole, window_scores)[:k]
-        return [
-            self._candidate(subject_id, *best[0][subject_id], window_scores.get(subject_id)) for subject_id in ranked
-        ]
+        candidates = []
+        for subject_id in ranked:
+            similarity, sequence_id = best[0][subject_id]
+            window = window_scores.get(subject_id)
+            candidates.append(Candidate.scored(subject_id, similarity, self.calibration, sequence_id, window))
+        return candidates
 
     def _best_per_subject(self, scores: np.ndarray, ids: np.ndarray) -> dict[str, tuple[float, int]]:
         """One search result row → subject → (its best sequence's score, that sequence); the lock is held."""
@@ -225,9 +228,3 @@ class Gallery:
                 continue
             best[subject_id] = (float(score), int(sequence_id))
         return best
-
-    def _candidate(
-        self, subject_id: str, similarity: float, sequence_id: int, window: float | None = None
-    ) -> Candidate:
-        confidence = None if self.calibration is None else float(self.calibration.confidence(similarity))
-        return Candidate(subject_id, similarity, confidence, sequence_id, window)
