@@ -117,7 +117,8 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
         "the probability of the same person under a 50/50 prior, fitted by logistic regression on "
         + _calibration_pairs(fitted),
         f"- Checked on the test split's {calibration['pairs']:,} protocol pairs (probes against nm-01..04 across "
-        f"views, both classes weighted equally): expected calibration error **{calibration['ece']:.4f}**.",
+        f"views, both classes weighted equally{_left_out(calibration)}): expected calibration error "
+        f"**{calibration['ece']:.4f}**.",
         "",
         "| confidence | share of pairs | mean confidence | same person |",
         "|---|---|---|---|",
@@ -130,6 +131,12 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
     return [*lines, ""]
 
 
+def _left_out(calibration: dict[str, Any]) -> str:
+    """The test subjects the check leaves out because they fitted the calibration, as the card says it."""
+    left_out = calibration.get("left_out")
+    return f"; subjects {left_out}, which fitted it, left out" if left_out else ""
+
+
 def _calibration_pairs(fitted: dict[str, Any] | None) -> str:
     """Which pairs the calibration was fitted on, as the card states it."""
     if not fitted:
@@ -137,9 +144,9 @@ def _calibration_pairs(fitted: dict[str, Any] | None) -> str:
     if fitted.get("held_out") is None:
         return f"{fitted['pairs']:,} training-split pairs."
     return (
-        f"{fitted['pairs']:,} training-split pairs: same-person pairs of all {fitted['held_out_sequences']} "
+        f"{fitted['pairs']:,} pairs: same-person pairs of all {fitted['held_out_sequences']} "
         f"sequences of subjects {fitted['held_out']}, held out of the model's training, and different-person "
-        "pairs of the sequences above."
+        "pairs of the training-split sequences above."
     )
 
 

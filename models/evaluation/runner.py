@@ -35,6 +35,7 @@ from models.matching import (
     fit_calibration,
     reliability,
 )
+from models.training.trainer import parse_subject_range
 
 Progress = Callable[[int, int], None]
 EMBED_CHUNK = 64
@@ -101,7 +102,8 @@ def fit_matching(
     their mean and the calibration is fitted on their protocol pairs (probes against nm-01..04
     across views), the same kind of comparison the test split is scored on.
 
-    ``held_out``: subjects of the training split the model was *not* trained on. The calibration
+    ``held_out``: subjects the model was *not* trained on (of the training split, or of the test
+    split: ``evaluate_casia_b`` then leaves them out of the calibration check). The calibration
     then takes its same-person pairs from every sequence of theirs and only its different-person
     pairs from the sample. A model scores the walks of people it trained on higher than those of
     new people, while its different-person scores are alike for both (measured on GPU-trained
@@ -146,9 +148,8 @@ def sample_per_subject(records: Sequence[SequenceRecord], count: int, seed: int 
 
 def load_split(data_root: Path, subjects: str, cache_dir: Path | None) -> list[SequenceRecord]:
     """The non-empty sequences of a subject range such as ``075-124``."""
-    first, _, last = subjects.partition("-")
     dataset = SilhouetteDataset(data_root, cache_dir)
-    chosen = list(iter_subject_range(dataset.subjects, int(first), int(last or first)))
+    chosen = list(iter_subject_range(dataset.subjects, *parse_subject_range(subjects)))
     if not chosen:
         raise ModelError(f"no subjects {subjects} in {data_root}", code="bad_dataset")
     return [r for r in dataset.load(chosen) if len(r.sils) > 0]
@@ -165,12 +166,18 @@ def evaluate_casia_b(
     windowing: Windowing = WHOLE_SEQUENCE,
     ranking: RankingWindows = NO_RANKING_WINDOWS,
     ranking_progress: Progress | None = None,
+    calibrated_on: str | None = None,
 ) -> dict[str, Any]:
     """The CASIA-B protocol, JSON-ready: rank-1 with OpenGait's Euclidean distance on the raw
     embedding and with the service's matching (cosine after ``transform``, long probes ranked by
     their best ``ranking`` window); open-set thresholds on the ``calibration``'s confidence (on the
     similarity without one); and, with a calibration, its expected calibration error and
-    reliability table on the test split's protocol pairs."""
+    reliability table on the test split's protocol pairs.
+
+    ``calibrated_on``: the held-out subjects whose same-person pairs fitted the calibration. Test
+    subjects among them keep their place in the rank-1 and open-set tables (a calibration is
+    monotonic: it changes no ranking and no accept rate at a false-accept rate), but their pairs
+    are left out of the calibration check, which must be made on people the fit never saw."""
     started = time.perf_counter()
     transform = transform or MatchingTransform()
     records = load_split(data_root, subjects, cache_dir)
@@ -213,13 +220,20 @@ def evaluate_casia_b(
         }
     )
     if calibration is not None:
-        pair_similarity, same = protocol_pairs(vectors, labels)
+        fitted = (
+            []
+            if calibrated_on is None
+            else sorted(set(iter_subject_range(subjects_of, *parse_subject_range(calibrated_on))))
+        )
+        checked = np.flatnonzero(~np.isin(subjects_of, fitted))
+        pair_similarity, same = protocol_pairs(vectors[checked], [labels[i] for i in checked])
         error, table = reliability(calibration.confidence(pair_similarity), same)
         report["calibration"] = {
             "slope": calibration.slope,
             "intercept": calibration.intercept,
             "ece": error,
             "pairs": len(same),
+            "left_out": "-".join(dict.fromkeys([fitted[0], fitted[-1]])) if fitted else None,  # as "075-084"
             "reliability": [vars(row) for row in table],
         }
     return report

@@ -73,9 +73,11 @@ def _print_casia_b(report: dict) -> None:
         )
     if "calibration" in report:
         calibration = report["calibration"]
+        left_out = calibration.get("left_out")
+        fitted = f"; subjects {left_out} left out: they fitted it" if left_out else ""
         print(
             f"calibration: expected calibration error {calibration['ece']:.4f} on {calibration['pairs']} test pairs "
-            "(same and different person weighted equally)"
+            f"(same and different person weighted equally{fitted})"
         )
         print(
             format_table(["confidence", "share of pairs", "mean confidence", "same person"], _reliability(calibration))
@@ -127,6 +129,7 @@ def _casia_b(
         windowing,
         ranking,
         _embed_progress("long probes' ranking windows"),
+        args.held_out,
     )
     if fitted is not None:  # publish stores these with the model
         report["matching_fit"] = {**fitted, "mean": None if transform.mean is None else transform.mean.tolist()}
@@ -134,12 +137,13 @@ def _casia_b(
     return report
 
 
-def _refuse_overlap(held_out: str, test_subjects: str) -> None:
-    """The calibration is checked on the test subjects, so it must not be fitted on any of them."""
+def _refuse_full_overlap(held_out: str, test_subjects: str) -> None:
+    """Held-out test subjects are left out of the calibration check, so some test subjects must remain."""
     (first, last), (test_first, test_last) = parse_subject_range(held_out), parse_subject_range(test_subjects)
-    if first <= test_last and test_first <= last:
+    if first <= test_first and test_last <= last:
         raise CliInputError(
-            f"--held-out {held_out} overlaps the test subjects {test_subjects}: hold out training-split subjects",
+            f"--held-out {held_out} covers every test subject {test_subjects}: none would be left to check "
+            "the calibration on",
             code="bad_option",
         )
 
@@ -204,7 +208,7 @@ def _clips(
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     choice = weights_from_args(args)
     if args.dataset == "casia-b" and args.held_out:
-        _refuse_overlap(args.held_out, args.subjects)
+        _refuse_full_overlap(args.held_out, args.subjects)
     ranking = _ranking(args, choice)
     backend = args.backend or Settings().embed_backend  # measure what the service would run
     embedder = create_embedder(choice.arch, choice.weights, backend=backend, device=args.device, config=choice.config)
@@ -284,9 +288,10 @@ def configure_evaluate(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument(
         "--held-out",
         metavar="SUBJECTS",
-        help="training-split subjects the model was not trained on (e.g. 065-074 for a model trained on 001-064): "
-        "the calibration's same-person pairs come from them, its different-person pairs from --fit-subjects "
-        "(implies --refit)",
+        help="subjects the model was not trained on (e.g. 065-074 for a model trained on 001-064): the "
+        "calibration's same-person pairs come from them, its different-person pairs from --fit-subjects "
+        "(implies --refit); test subjects among them stay in the rank-1 and open-set tables and are left out "
+        "of the calibration check",
     )
     evaluate.add_argument(
         "--no-centring", action="store_true", help="fit only the calibration, without the centring transform"

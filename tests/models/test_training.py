@@ -200,7 +200,7 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     report = tmp_path / "eval.json"
     evaluated = run_cli(
         "evaluate", "--dataset", "casia-b", "--data", str(CASIA_B), "--subjects", "075-076",
-        "--fit-subjects", "001-002", "--held-out", "003", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
+        "--fit-subjects", "001-002", "--held-out", "075", "--checkpoint", str(checkpoint), "--arch", "gaitbase",
         "--cache-dir", str(tmp_path / "cache"), "--json", str(report), "--ranking-window-frames", "20",
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
@@ -208,12 +208,14 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     assert "\r" not in evaluated.stderr and "embedded 48/48 sequences\n" in evaluated.stderr, evaluated.stderr
     evaluation = json.loads(report.read_text())
     assert {"NM", "BG", "CL"} <= set(evaluation) and set(evaluation["open_set"]) == {"far_1e-2", "far_1e-3"}
-    # matching fitted on the training split (2 subjects × 24 sequences), calibration checked on the test split;
-    # the calibration's same-person pairs from every sequence of subject 003, held out of training
+    # matching fitted on the training split (2 subjects × 24 sequences); the calibration's same-person pairs
+    # from every sequence of subject 075, never trained on, which its check on the test split leaves out
     fitted, calibration = evaluation["matching_fit"], evaluation["calibration"]
     assert (fitted["subjects"], fitted["sequences"]) == ("001-002", 48) and np.shape(fitted["mean"]) == (256, 16)
-    held_out = load_split(CASIA_B, "003", tmp_path / "cache")
-    assert (fitted["held_out"], fitted["held_out_sequences"]) == ("003", len(held_out)) and len(held_out) > 24
+    held_out = load_split(CASIA_B, "075", tmp_path / "cache")
+    assert (fitted["held_out"], fitted["held_out_sequences"]) == ("075", len(held_out)) and len(held_out) > 24
+    checked = load_split(CASIA_B, "076", tmp_path / "cache")
+    assert calibration["left_out"] == "075" and calibration["pairs"] == len(_same_subject(checked))
     fit_sample = sample_per_subject(load_split(CASIA_B, "001-002", tmp_path / "cache"), FIT_SEQUENCES_PER_SUBJECT)
     assert fitted["pairs"] == int((~_same_subject(fit_sample)).sum() + _same_subject(held_out).sum())
     with pytest.raises(ModelError, match="overlap the fit subjects") as overlapping:  # refused before embedding
@@ -256,7 +258,8 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     document = (out / "mini.md").read_text()
     assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
     assert f"expected calibration error **{calibration['ece']:.4f}**" in document
-    assert f"all {len(held_out)} sequences of subjects 003, held out of the model's training" in document
+    assert f"all {len(held_out)} sequences of subjects 075, held out of the model's training" in document
+    assert "across views, both classes weighted equally; subjects 075, which fitted it, left out)" in document
     assert "Top-1 right for 1 of 1 probe appearances (1 with a usable track). Walks over 90 frames rank" in document
     assert "| c.mp4 | J | J | 0.990 / 0.8000 | R 0.990 / 0.8000 | far_1e-2: match J |" in document
     assert f"**{evaluation['metrics']['euclidean']['means']['CL']:.2f}**" in document
