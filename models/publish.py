@@ -71,7 +71,8 @@ def _document(
             if started_from
             else []
         ),
-        f"- Evaluated with: `gaitid evaluate --dataset casia-b --subjects {evaluation['subjects']}` "
+        f"- Evaluated with: `gaitid evaluate --dataset casia-b --subjects {evaluation['subjects']}"
+        f"{_held_out_option(evaluation)}` "
         f"({evaluation['sequences']} sequences, {evaluation['embedder']}, {evaluation['seconds']:.0f} s).",
         "",
         "## CASIA-B rank-1 (%), identical view excluded",
@@ -129,6 +130,12 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
             f"{row['same_rate']:.3f} |"
         )
     return [*lines, ""]
+
+
+def _held_out_option(evaluation: dict[str, Any]) -> str:
+    """The ``--held-out`` option the evaluation ran with, if its calibration was fitted that way."""
+    held_out = (evaluation.get("matching_fit") or {}).get("held_out")
+    return f" --held-out {held_out}" if held_out else ""
 
 
 def _left_out(calibration: dict[str, Any]) -> str:

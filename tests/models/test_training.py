@@ -257,6 +257,7 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     assert card["ranking_windows"] == {"frames": 20, "stride": 10, "longer_than": 30}
     document = (out / "mini.md").read_text()
     assert "seed 5" in document and "Started from: `runs/stage1/last.pt`" in document
+    assert "Evaluated with: `gaitid evaluate --dataset casia-b --subjects 075-076 --held-out 075`" in document
     assert f"expected calibration error **{calibration['ece']:.4f}**" in document
     assert f"all {len(held_out)} sequences of subjects 075, held out of the model's training" in document
     assert "across views, both classes weighted equally; subjects 075, which fitted it, left out)" in document
