@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from models.registry import resolve
 from service.api.app import create_app
 from service.auth import issue_key
 from service.db.engine import make_engine, make_session_factory
@@ -29,6 +30,7 @@ SUBJECTS = 120
 def _seed(database_url: str) -> str:
     """SUBJECTS subjects with one sequence each, one event naming each (with five candidates), and a read key."""
     engine = make_engine(database_url)
+    model_key = resolve("default").key  # the bundled model's: sequences of another version are not listed
     try:
         with make_session_factory(engine)() as session, session.begin():
             subjects = [Subject(name=f"person {n}") for n in range(SUBJECTS)]
@@ -38,7 +40,7 @@ def _seed(database_url: str) -> str:
             for n, subject in enumerate(subjects):
                 sequence = GaitSequence(
                     subject_id=subject.id,
-                    model_key="default@3",
+                    model_key=model_key,
                     embedding=embedding_to_bytes(np.full((256, 16), n, np.float32)),
                     frames=30,
                     quality=1.0,
@@ -60,7 +62,7 @@ def _seed(database_url: str) -> str:
                         threshold=0.99,
                         good_frames=30,
                         candidates=[{"subject_id": c, "score": 0.9, "confidence": 0.99} for c in candidates],
-                        model_key="default@3",
+                        model_key=model_key,
                     )
                 )
             _, key = issue_key(session, "read", "test-read")
