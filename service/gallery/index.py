@@ -47,7 +47,9 @@ class IndexConfig:
     """How the gallery is stored and searched. At 1M entries grown from real embeddings the
     defaults gave recall@1 0.995 at p50 6.3 ms, p99 14.6 ms on a two-core host with a niced
     training beside (``gaitid bench gallery --real``; 11.3 / 27.3 ms with the scan on one thread);
-    the 128-byte code with 100 re-scored gave 7.6 ms on one thread but recall@1 0.825."""
+    the 128-byte code with 100 re-scored gave 7.6 ms on one thread but recall@1 0.825. Those are
+    default@3's embeddings; default@4's give recall@1 0.996 over 1,000 queries (p50 12-17 ms on a
+    busier day of the same host, where default@3's measured 14.2 ms)."""
 
     kind: IndexKind = "auto"
     exact_max: int = 4096  # "auto" is flat up to here: flat p50 ~3 ms at 4k, ~8 ms at 10k; PQ ~0.3 ms
