@@ -33,7 +33,7 @@ from pipeline.defaults import cache_dir
 from service.gallery.grown import GrownGallery
 from service.gallery.index import INDEX_KINDS, GalleryIndex, IndexConfig
 from service.gallery.synthetic import SubjectGallery, SyntheticGallery
-from service.gallery.vectors import DIM
+from service.gallery.vectors import DEFAULT_EMBEDDING_SHAPE
 
 _CHUNK = 20_000  # entries generated at a time: ~330 MB of float32 vectors
 _K = 10
@@ -80,6 +80,12 @@ class _Source:
     transform: MatchingTransform
     real: tuple[np.ndarray, np.ndarray] | None = None  # embeddings [n, 256, 16], subjects [n]
     description: str = "synthetic"
+
+    @property
+    def dim(self) -> int:
+        """The length of the gallery vectors: the embedding's ``D*P``, or less after a projecting transform."""
+        shape = DEFAULT_EMBEDDING_SHAPE if self.real is None else self.real[0].shape[1:]
+        return self.transform.vector_length(shape)
 
     def gallery(self, size: int, seed: int) -> SubjectGallery:
         if self.real is None:
@@ -163,16 +169,21 @@ def _run(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in _parse_list(args.sizes, "--sizes")]
     except ValueError as error:
         raise CliInputError(f"--sizes must be whole numbers: {error}", code="bad_option") from None
-    if min(sizes) < 2 or args.queries < 1 or args.threads < 1 or args.scan_threads < 1:
+    codes_asked = [] if args.pq_subquantizers is None else [args.pq_subquantizers]
+    if min(sizes) < 2 or min(args.queries, args.threads, args.scan_threads, *codes_asked) < 1:
         raise CliInputError(
-            "--sizes must be at least 2, --queries, --threads and --scan-threads at least 1", "bad_option"
+            "--sizes must be at least 2, --queries, --threads, --scan-threads and --pq-subquantizers at least 1",
+            "bad_option",
         )
-    config = IndexConfig(threads=args.threads, scan_threads=args.scan_threads)
     source = _real_source(args) if args.real else _Source(MatchingTransform())
+    config = IndexConfig(threads=args.threads, scan_threads=args.scan_threads, pq_subquantizers=args.pq_subquantizers)
+    codes = config.subquantizers(source.dim)
+    if source.dim % codes:
+        raise CliInputError(f"--pq-subquantizers must divide the vectors' length {source.dim}", code="bad_option")
     print(
-        f"gaitid bench gallery: {source.description}, seed {args.seed}, {args.queries} queries, k={_K}, dim {DIM}, "
-        f"faiss {faiss.__version__}, {args.threads} OpenMP thread(s), PQ scan on {args.scan_threads} thread(s), "
-        f"exact_max {config.exact_max}",
+        f"gaitid bench gallery: {source.description}, seed {args.seed}, {args.queries} queries, k={_K}, "
+        f"dim {source.dim}, faiss {faiss.__version__}, {args.threads} OpenMP thread(s), PQ {codes} codes scanned on "
+        f"{args.scan_threads} thread(s), exact_max {config.exact_max}",
         flush=True,
     )
     report = BenchReport(["entries", "kind", "in use", "build s", "GB", "p50 ms", "p99 ms", "recall@1"])
@@ -183,12 +194,12 @@ def _run(args: argparse.Namespace) -> int:
         queries @ queries.T  # the first BLAS call allocates its buffers: keep them out of the first row's GB
         exact, pending = _Exact.start(queries), True  # filled during the first build
         for kind in kinds:
-            flat_bytes = size * DIM * 4
+            flat_bytes = size * source.dim * 4
             flat = kind == "flat" or (kind == "auto" and size <= config.exact_max)
             if flat and flat_bytes > _available_bytes() // 2:
                 report.add([size, kind, "flat", "skipped", f"{flat_bytes / 1e9:.1f} needed", "-", "-", "-"])
                 continue
-            index = GalleryIndex(config=replace(config, kind=kind))
+            index = GalleryIndex(source.dim, replace(config, kind=kind))
             before = _rss_bytes()
             build = _build(index, gallery, source.transform, f"{kind} at {size:,}", exact if pending else None)
             memory, pending = (_rss_bytes() - before) / 1e9, False
@@ -219,6 +230,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=IndexConfig.scan_threads,
         help=f"threads one PQ search scans on, its codes split in as many parts (default {IndexConfig.scan_threads})",
+    )
+    parser.add_argument(
+        "--pq-subquantizers",
+        type=int,
+        help="4-bit codes a vector in the compressed index, a divisor of the vectors' length (default: one "
+        "per 8 dims, at least 256: 512 for 4,096-long vectors, 256 for the bundled model's 1,024)",
     )
     parser.add_argument(
         "--real", action="store_true", help="grow galleries from --model's real CASIA-B embeddings (its transform)"

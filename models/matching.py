@@ -6,7 +6,10 @@ One path for every place that matches (evaluation, the gallery, identify, stream
    subtracted (identity for models without one). Raw GaitBase embeddings share a large common
    component, so every mean per-part cosine sits near 1 (0.994-0.9995 for default@3) and the
    compressed gallery index loses the ranking in it; centred, same-person and different-person
-   scores spread over most of [-1, 1];
+   scores spread over most of [-1, 1]. A network whose last layer maps fewer channels to each
+   part's embedding (the CPU-sized GaitBase: 64 → 256) embeds every walk in that many directions per
+   part; the transform then also holds an orthonormal basis of them (``basis``), and the gallery's
+   vectors are the coordinates in it: the same inner products, 4× shorter vectors to store and scan;
 2. each part is L2-normalised and the vector scaled by ``1/sqrt(parts)``, so one inner product is
    OpenGait's mean per-part cosine similarity (the ``similarity`` of every answer);
 3. the **calibration** turns that similarity into a ``confidence`` in 0..1: the probability that the
@@ -33,46 +36,75 @@ EmbedFn = Callable[[Sequence[np.ndarray]], np.ndarray]  # sequences → raw embe
 
 @dataclass(frozen=True)
 class MatchingTransform:
-    """Centring before the per-part normalisation; ``mean`` is ``float32 [D, P]`` or None (identity)."""
+    """Centring before the per-part normalisation; ``mean`` is ``float32 [D, P]`` or None (identity).
+
+    ``basis``: ``float32 [P, D, r]``, per part ``r < D`` orthonormal columns spanning every
+    embedding and the mean (or None). Coordinates in it keep each part's norm and every inner
+    product, so only the vectors' length changes (``D*P`` → ``r*P``), not a score.
+    """
 
     mean: np.ndarray | None = None
+    basis: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: Path) -> "MatchingTransform":
-        """Read the ``.npz`` file a model card names (array ``mean``)."""
+        """Read the ``.npz`` file a model card names (array ``mean``, optional array ``basis``)."""
         try:
             with np.load(path, allow_pickle=False) as stored:
                 mean = np.asarray(stored["mean"], dtype=np.float32)
+                basis = np.asarray(stored["basis"], dtype=np.float32) if "basis" in stored.files else None
         except (OSError, KeyError, ValueError) as error:
             raise ModelError(f"matching transform {path} is unreadable: {error}", code="bad_model_card") from None
         if mean.ndim != 2 or not np.isfinite(mean).all():
             raise ModelError(f"matching transform {path}: mean must be a finite [D, P] array", code="bad_model_card")
-        return cls(mean)
+        if basis is not None and (
+            basis.ndim != 3 or basis.shape[:2] != mean.shape[::-1] or not np.isfinite(basis).all()
+        ):
+            raise ModelError(
+                f"matching transform {path}: basis must be a finite [P, D, r] array for a [D, P] mean",
+                code="bad_model_card",
+            )
+        return cls(mean, basis)
 
     def save(self, path: Path) -> None:
         if self.mean is None:
             raise ValueError("the identity transform is not stored")
         path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"mean": self.mean.astype(np.float32)}
+        if self.basis is not None:
+            arrays["basis"] = self.basis.astype(np.float32)
         with path.open("wb") as handle:
-            np.savez(handle, mean=self.mean.astype(np.float32))
+            np.savez(handle, **arrays)
 
     @property
     def digest(self) -> str:
         """A short fingerprint: galleries record which transform their vectors went through."""
         if self.mean is None:
             return "identity"
-        return hashlib.sha256(np.ascontiguousarray(self.mean, dtype=np.float32).tobytes()).hexdigest()[:12]
+        hashed = hashlib.sha256(np.ascontiguousarray(self.mean, dtype=np.float32).tobytes())
+        if self.basis is not None:
+            hashed.update(np.ascontiguousarray(self.basis, dtype=np.float32).tobytes())
+        return hashed.hexdigest()[:12]
+
+    def vector_length(self, shape: tuple[int, int]) -> int:
+        """How long :meth:`vectors` makes the vector of one ``[D, P]`` embedding (ValueError: not this
+        transform's shape)."""
+        channels, parts = shape
+        if self.mean is not None and self.mean.shape != (channels, parts):
+            raise ValueError(f"the transform is for [{', '.join(map(str, self.mean.shape))}] embeddings")
+        return parts * (channels if self.basis is None else self.basis.shape[2])
 
     def centre(self, embeddings: np.ndarray) -> np.ndarray:
         """Raw embeddings ``[..., D, P]`` with the mean subtracted (as they are for the identity transform)."""
         return embeddings if self.mean is None else embeddings - self.mean
 
     def vectors(self, embeddings: np.ndarray) -> np.ndarray:
-        """``[n, D, P]`` (or one ``[D, P]``) → ``float32 [n, D*P]``, C-contiguous, part-major.
+        """``[n, D, P]`` (or one ``[D, P]``) → ``float32 [n, L]``, C-contiguous, part-major.
 
-        ``vector[p*D:(p+1)*D]`` is part ``p``, centred, L2-normalised and scaled by ``1/sqrt(P)``,
-        so ``<a, b>`` is the mean per-part cosine similarity. A part that is all zeros stays zero
-        (it then adds nothing to any score) instead of becoming NaN.
+        ``vector[p*r:(p+1)*r]`` is part ``p``, centred, in ``basis`` coordinates (``r = D`` without
+        one), L2-normalised and scaled by ``1/sqrt(P)``, so ``<a, b>`` is the mean per-part cosine
+        similarity. A part that is all zeros stays zero (it then adds nothing to any score)
+        instead of becoming NaN.
         """
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim == 2:
@@ -82,6 +114,8 @@ class MatchingTransform:
         if self.mean is not None and x.shape[1:] != self.mean.shape:
             raise ValueError(f"embeddings {list(x.shape[1:])} do not fit the transform's {list(self.mean.shape)}")
         parts = self.centre(x).transpose(0, 2, 1)  # [n, P, D]
+        if self.basis is not None:
+            parts = np.matmul(parts.transpose(1, 0, 2), self.basis).transpose(1, 0, 2)  # [n, P, r]
         norms = np.linalg.norm(parts, axis=2, keepdims=True)
         scaled = parts / (np.maximum(norms, np.finfo(np.float32).tiny) * np.float32(np.sqrt(parts.shape[1])))
         return np.ascontiguousarray(scaled.reshape(len(x), -1), dtype=np.float32)

@@ -57,6 +57,7 @@ def _document(
     parameters: int,
     started_from: str | None,
     clips: dict[str, Any] | None,
+    span: np.ndarray | None,
 ) -> str:
     lines = [
         f"# Model card: {name}@{version}",
@@ -80,7 +81,7 @@ def _document(
     ]
     for metric in evaluation["metrics"]:
         lines += [f"{metric}:", "", *_table(evaluation["metrics"], metric), ""]
-    lines += _matching_section(evaluation, name)
+    lines += _matching_section(evaluation, name, span)
     lines += [
         "## Open-set thresholds (the service's `unknown` decision)",
         "",
@@ -98,7 +99,7 @@ def _document(
     return "\n".join(lines) + "\n"
 
 
-def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
+def _matching_section(evaluation: dict[str, Any], name: str, span: np.ndarray | None) -> list[str]:
     """How scores are made and what the confidence means, with the calibration's check on the test split."""
     fitted, calibration = evaluation.get("matching_fit"), evaluation.get("calibration")
     if calibration is None:
@@ -113,6 +114,16 @@ def _matching_section(evaluation: dict[str, Any], name: str) -> list[str]:
             f"(`{name}{_TRANSFORM_SUFFIX}` beside this card)."
             if centred
             else "- Matching transform: none (raw embedding)."
+        ),
+        *(
+            [
+                f"- Gallery vectors: each centred part in the {span.shape[2]} directions the network's last layer "
+                f"embeds in (of {span.shape[1]}: an orthonormal basis of the rows of `FCs.fc_bin`, array `basis` "
+                f"of the transform file), so the same scores come from vectors {span.shape[0] * span.shape[2]:,} "
+                f"long instead of {span.shape[0] * span.shape[1]:,}."
+            ]
+            if centred and span is not None
+            else []
         ),
         f"- Confidence = 1 / (1 + exp(-({calibration['slope']:.4f} × similarity {calibration['intercept']:+.4f}))): "
         "the probability of the same person under a 50/50 prior, fitted by logistic regression on "
@@ -203,12 +214,30 @@ def _clips_section(clips: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _matching_fields(evaluation: dict[str, Any], name: str, output_dir: Path) -> dict[str, Any]:
+def embedding_span(state: dict[str, torch.Tensor], matching: str) -> np.ndarray | None:
+    """Per part an orthonormal basis ``[P, D, r]`` of the directions the network can embed in, or None.
+
+    The matched embedding is the part-wise linear map ``FCs.fc_bin [P, C, D]`` (no bias) of the
+    pooled features, so with ``C < D`` every embedding of part ``p`` (and their mean) lies in the
+    ``C``-dimensional row space of ``fc_bin[p]``: coordinates in its basis keep every score. Taken
+    from the weights as published (fp16), the ones the service embeds with. None when the features
+    pass the BNNeck (``bnneck`` matching) or the map does not narrow."""
+    weights = state.get("FCs.fc_bin")
+    if matching != "embedding" or weights is None or weights.shape[1] >= weights.shape[2]:
+        return None
+    rows = weights.double().numpy().transpose(0, 2, 1)  # [P, D, C]
+    return np.stack([np.linalg.qr(part)[0] for part in rows]).astype(np.float32)
+
+
+def _matching_fields(
+    evaluation: dict[str, Any], name: str, output_dir: Path, span: np.ndarray | None
+) -> dict[str, Any]:
     """The card's ``transform`` (file written here) and ``calibration`` entries, from the evaluation."""
     fields: dict[str, Any] = {}
     mean = (evaluation.get("matching_fit") or {}).get("mean")
     if mean is not None:
-        MatchingTransform(np.asarray(mean, dtype=np.float32)).save(output_dir / f"{name}{_TRANSFORM_SUFFIX}")
+        transform = MatchingTransform(np.asarray(mean, dtype=np.float32), span)
+        transform.save(output_dir / f"{name}{_TRANSFORM_SUFFIX}")
         fields["transform"] = f"{name}{_TRANSFORM_SUFFIX}"
     calibration = evaluation.get("calibration")
     if calibration is not None:
@@ -246,6 +275,7 @@ def publish(
     training = yaml.safe_load(provenance.config.read_text()) if provenance.config.is_file() else {}
     output_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    span = embedding_span(state, shape.matching)
     torch.save({"model": state, "iteration": int(payload.get("iteration", 0))}, output_dir / f"{name}.pt")
     shape_dict = config_to_dict(shape)
     card = {
@@ -256,7 +286,7 @@ def publish(
         "metric": "cosine",
         "config": shape_dict,
         "thresholds": {k: round(float(v["threshold"]), 6) for k, v in evaluation["open_set"].items()},
-        **_matching_fields(evaluation, name, output_dir),
+        **_matching_fields(evaluation, name, output_dir, span),
         "description": f"CASIA-B rank-1 NM/BG/CL {evaluation['NM']:.1f}/{evaluation['BG']:.1f}/{evaluation['CL']:.1f}",
         "card": f"{name}.md",
     }
@@ -274,6 +304,7 @@ def publish(
         parameters,
         training.get("init_weights"),
         clips,
+        span,
     )
     (output_dir / f"{name}.md").write_text(document)
     return output_dir / f"{name}.yaml"

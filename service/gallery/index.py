@@ -2,21 +2,24 @@
 
 Two kinds of storage, chosen by size (``IndexConfig.kind = "auto"``):
 
-- ``flat``: exact search over float32 vectors (16 KB each). One query scans everything on one
-  thread, so it is fast only for small galleries (``exact_max``).
-- ``pq``: every vector scanned as a 256-byte product-quantizer code with FAISS's fast-scan
-  kernels (4-bit codes, one per 8 dims), then the best ``rerank`` candidates re-scored with
-  12-bit scalar-quantized codes (6 KB each). Embeddings are high-dimensional with little structure
+- ``flat``: exact search over float32 vectors (4 bytes a dimension: 16 KB for a 4,096-long vector,
+  4 KB for default@5's 1,024, whose transform keeps only the directions its network embeds in).
+  One query scans everything on one thread, so it is fast only for small galleries (``exact_max``).
+- ``pq``: every vector scanned as a product-quantizer code with FAISS's fast-scan kernels (4-bit
+  codes, ``IndexConfig.subquantizers`` of them), then the best ``rerank`` candidates re-scored
+  with 12-bit scalar-quantized codes. Embeddings are high-dimensional with little structure
   beyond the subject, which defeats graph and cell pruning (HNSW32 and IVF1024 over SQ8 reached
   recall@1 0.70 and 0.86 on the synthetic gallery at 100k), while a compressed scan of all entries
-  ranks the exact top-1 among its first few hundred candidates. Real embeddings need the finer
-  code: on galleries grown from default@3's CASIA-B embeddings (``gaitid bench gallery --real``)
-  128-byte codes (one per 16 dims) held the exact top-1 among their first 100 candidates for
+  ranks the exact top-1 among its first few hundred candidates. Real embeddings need a fine code:
+  on galleries grown from default@3's CASIA-B embeddings (``gaitid bench gallery --real``, 4,096
+  dims) 128-byte codes (one per 16 dims) held the exact top-1 among their first 100 candidates for
   96.5% of queries at 100k and 82.5% at 1M; 256-byte codes for 100% and 97%, and 300 candidates
   re-scored give recall@1 0.995 at 1M. Reordering the dims or a per-part PCA rotation before the
-  code only lowered it. About 6.4 GB at 1M entries, not 16 GB. FAISS scans for one query on one
-  thread, so the codes are split into ``scan_threads`` parts scanned at once and their candidates
-  merged: at 1M, p50 11.3 ms on one thread, 6.3 ms on two (same answers, same recall).
+  code only lowered it. default@5's 1,024-long vectors hold the same information in a quarter of
+  the dims: 128-byte codes (one per 4 dims) give recall@1 0.999 at 1M in 1.8 GB (6.4 GB for
+  4,096 dims). FAISS scans for one query on one thread, so the codes are split into
+  ``scan_threads`` parts scanned at once and their candidates merged: at 1M, p50 11.3 ms on one
+  thread, 6.3 ms on two (same answers, same recall; default@3, a quiet day).
 
 Deletes and replacements must hold at once, but compacting FAISS storage moves every code after
 the gap (0.2 s at 100k entries, ~2 s at 1M, holding the lock), so a removed entry becomes a
@@ -49,11 +52,12 @@ class IndexConfig:
     training beside (``gaitid bench gallery --real``; 11.3 / 27.3 ms with the scan on one thread);
     the 128-byte code with 100 re-scored gave 7.6 ms on one thread but recall@1 0.825. Those are
     default@3's embeddings; default@4's give recall@1 0.996 over 1,000 queries (p50 12-17 ms on a
-    busier day of the same host, where default@3's measured 14.2 ms)."""
+    busier day of the same host, where default@3's measured 14.2 ms); default@5's 1,024-long
+    vectors 0.999 at p50 10.5 ms that day (its scan is 128 bytes a vector)."""
 
     kind: IndexKind = "auto"
     exact_max: int = 4096  # "auto" is flat up to here: flat p50 ~3 ms at 4k, ~8 ms at 10k; PQ ~0.3 ms
-    pq_subquantizers: int = 512  # 4-bit PQ codes, dim/this dims each: 512 → 256 bytes for 4096 dims
+    pq_subquantizers: int | None = None  # 4-bit codes a vector; None: see subquantizers
     rerank: int = 300  # PQ candidates re-scored with the 12-bit codes per query (at least k)
     train_max: int = 16_384  # PQ and SQ codes are trained on a random sample of at most this many vectors
     tombstones: int = 1024  # compact the storage once this many removed slots wait
@@ -67,6 +71,15 @@ class IndexConfig:
             raise ValueError(f"scan_threads must be at least 1, got {self.scan_threads}")
         if self.exact_max < PQ_MIN_TRAIN:
             raise ValueError(f"exact_max must be at least {PQ_MIN_TRAIN} (enough vectors to train PQ)")
+        if self.pq_subquantizers is not None and self.pq_subquantizers < 1:
+            raise ValueError(f"pq_subquantizers must be at least 1, got {self.pq_subquantizers}")
+
+    def subquantizers(self, dim: int) -> int:
+        """The 4-bit codes of a ``dim``-long vector: ``pq_subquantizers``, else one per 8 dims and at
+        least 256 (128 bytes). Measured on galleries grown from real embeddings at 1M entries: 512
+        for default@3's 4,096 dims (recall@1 0.995; 256 gave 0.825); 256 for default@5's 1,024 (its
+        transform's basis): recall@1 0.999 at p50 10.5 ms, where 512 gave 0.999 at 21.9 ms."""
+        return self.pq_subquantizers or max(256, dim // 8)
 
 
 @contextmanager
@@ -138,7 +151,7 @@ class _PQ:
     kind = "pq"
 
     def __init__(self, dim: int, config: IndexConfig, training: np.ndarray) -> None:
-        trained = faiss.IndexPQFastScan(dim, config.pq_subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
+        trained = faiss.IndexPQFastScan(dim, config.subquantizers(dim), 4, faiss.METRIC_INNER_PRODUCT)
         trained.train(training)
         self.coarse = [trained, *(faiss.clone_index(trained) for _ in range(config.scan_threads - 1))]
         self.shard_of = np.empty(0, dtype=np.int8)  # which coarse part holds each position
@@ -261,8 +274,8 @@ class GalleryIndex:
     """
 
     def __init__(self, dim: int = DIM, config: IndexConfig = IndexConfig()) -> None:
-        if config.kind != "flat" and dim % config.pq_subquantizers:
-            raise ValueError(f"dim {dim} is not a multiple of pq_subquantizers {config.pq_subquantizers}")
+        if config.kind != "flat" and dim % config.subquantizers(dim):
+            raise ValueError(f"dim {dim} is not a multiple of pq_subquantizers {config.subquantizers(dim)}")
         self.dim = dim
         self.config = config
         self._lock = threading.Lock()

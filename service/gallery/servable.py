@@ -24,10 +24,18 @@ def served_shape(spec: ModelSpec, index_config: IndexConfig | None = None) -> tu
         )
     channels, parts = spec.embedding_shape
     config = index_config or IndexConfig()
-    if config.kind != "flat" and (channels * parts) % config.pq_subquantizers:
+    try:
+        length = spec.transform.vector_length((channels, parts))
+    except ValueError as error:
         raise ModelError(
-            f"model {spec.key} embeds {channels}×{parts} = {channels * parts} values, but the gallery's "
-            f"compressed index needs a multiple of {config.pq_subquantizers} (its sub-quantizers)",
+            f"model {spec.key} embeds {channels}×{parts}, but {error}: publish the model again with its own transform",
+            code="model_not_servable",
+        ) from None
+    if config.kind != "flat" and length % config.subquantizers(length):
+        raise ModelError(
+            f"model {spec.key}'s gallery vectors are {length} values long ({channels}×{parts} after its matching "
+            f"transform), but the compressed index needs a multiple of {config.subquantizers(length)} "
+            "(its sub-quantizers)",
             code="model_not_servable",
         )
     return channels, parts

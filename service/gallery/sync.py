@@ -79,7 +79,7 @@ class Gallery:
         self.shape = shape  # [channels, parts] of the model's embeddings
         self.transform = transform or MatchingTransform()
         self.calibration = calibration
-        self.index = GalleryIndex(shape[0] * shape[1], index_config)
+        self.index = GalleryIndex(self.transform.vector_length(shape), index_config)
         self.revision = 0  # the watermark: every revision up to here is applied (or was rolled back)
         self._applied: set[int] = set()  # revisions above the watermark already applied
         self._missing_since: dict[int, float] = {}  # revisions above the watermark not seen yet, and since when
@@ -92,7 +92,7 @@ class Gallery:
         """Load every sequence of this model from the database (start-up, or after a gap).
 
         Vectors are added in chunks, never all at once: a million float32 embeddings are 16 GB,
-        while the compressed index keeps about 6.3 KB of each.
+        while the compressed index keeps about 1.8 KB of each of default@5's (6.3 KB of 4,096 dims).
         """
         with self._lock, self.sessions() as session:
             # changes committed before the load are in it; any later (or late) commit is applied after it

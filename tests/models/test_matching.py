@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from models.errors import ModelError
 from models.matching import (
     NO_RANKING_WINDOWS,
     WHOLE_SEQUENCE,
@@ -69,6 +70,43 @@ def test_transform_round_trips_through_its_file(tmp_path) -> None:
     loaded = MatchingTransform.load(tmp_path / "t.npz")
     np.testing.assert_array_equal(loaded.mean, transform.mean)
     assert loaded.digest == transform.digest != MatchingTransform().digest == "identity"
+
+
+def _spanned(rng: np.random.Generator, count: int, directions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings ``[count, 256, 16]`` whose every part is a linear map of ``directions`` features
+    (as the network's last layer makes them), and that map's per-part orthonormal basis."""
+    maps = rng.standard_normal((16, directions, 256))
+    features = rng.standard_normal((count, 16, directions)) + 2.0
+    embeddings = np.einsum("npc,pcd->ndp", features, maps)
+    basis = np.stack([np.linalg.qr(part.T)[0] for part in maps]).astype(np.float32)
+    return embeddings.astype(np.float32), basis
+
+
+def test_a_basis_of_the_embeddings_span_keeps_every_score_in_shorter_vectors() -> None:
+    rng = np.random.default_rng(4)
+    embeddings, basis = _spanned(rng, 30, 8)
+    mean = embeddings[:10].mean(axis=0)
+    full, projected = MatchingTransform(mean), MatchingTransform(mean, basis)
+    assert projected.vector_length((256, 16)) == 128 == projected.vectors(embeddings).shape[1]
+    np.testing.assert_allclose(
+        projected.similarity(embeddings, embeddings), full.similarity(embeddings, embeddings), atol=1e-5
+    )
+    assert projected.digest != full.digest
+    with pytest.raises(ValueError, match=r"for \[256, 16\] embeddings"):
+        projected.vector_length((128, 8))
+
+
+def test_transform_with_a_basis_round_trips_and_a_bad_basis_is_refused(tmp_path) -> None:
+    embeddings, basis = _spanned(np.random.default_rng(5), 4, 8)
+    transform = MatchingTransform(embeddings.mean(axis=0), basis)
+    transform.save(tmp_path / "t.npz")
+    loaded = MatchingTransform.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(loaded.basis, basis)
+    assert loaded.digest == transform.digest
+    np.savez(tmp_path / "bad.npz", mean=transform.mean, basis=basis[:, :100])
+    with pytest.raises(ModelError, match="basis must be a finite") as refused:
+        MatchingTransform.load(tmp_path / "bad.npz")
+    assert refused.value.code == "bad_model_card"
 
 
 def test_calibration_recovers_a_known_logistic_and_is_balanced() -> None:

@@ -11,6 +11,9 @@ from models.checkpoint import load_model, read_checkpoint
 from models.errors import ModelError
 from models.evaluation.casia_b import GALLERY_CONDITIONS, SequenceLabel, protocol_pairs
 from models.evaluation.runner import FIT_SEQUENCES_PER_SUBJECT, fit_matching, load_split, sample_per_subject
+from models.loading import create_embedder
+from models.matching import MatchingTransform
+from models.registry import resolve
 from models.training.config import TrainConfig, load_train_config
 from models.training.trainer import Trainer, latest_checkpoint
 from tests.conftest import REPO, SHARED, shared_path
@@ -186,7 +189,9 @@ def _same_subject(records) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config, tmp_path: Path):
+def test_a_trained_checkpoint_is_evaluated_published_and_registered(
+    smoke_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The path a new default takes: checkpoint → ``gaitid evaluate`` → ``gaitid models publish`` → the registry."""
     import json
 
@@ -267,6 +272,18 @@ def test_a_trained_checkpoint_is_evaluated_published_and_registered(smoke_config
     weights = torch.load(out / "mini.pt", weights_only=True)
     assert weights["iteration"] == 40
     assert all(v.dtype == torch.float16 for v in weights["model"].values() if v.is_floating_point())
+    # its last layer maps 64 channels to each part's 256 values: the transform keeps a basis of those
+    # 64 directions, and the published model's real embeddings score the same in vectors a quarter as long
+    assert "so the same scores come from vectors 1,024 long instead of 4,096" in document
+    monkeypatch.setenv("GAITID_MODELS_DIR", str(out))
+    spec = resolve("mini")
+    assert spec.transform.basis.shape == (16, 256, 64) and spec.transform.vector_length((256, 16)) == 1024
+    walks = [r.sils for r in load_split(CASIA_B, "076", tmp_path / "cache")[:8]]
+    embedded = create_embedder(spec.arch, spec.weights, config=spec.config).embed(walks)
+    unprojected = MatchingTransform(spec.transform.mean)
+    np.testing.assert_allclose(
+        spec.transform.similarity(embedded, embedded), unprojected.similarity(embedded, embedded), atol=1e-4
+    )
 
     listed = run_cli("models", "list", env={"GAITID_MODELS_DIR": str(out)})
     assert listed.returncode == 0 and "mini" in listed.stdout, listed.stdout + listed.stderr

@@ -205,6 +205,19 @@ def test_bench_gallery_prints_a_table(capsys) -> None:
     table = capsys.readouterr().out.splitlines()[-2:]
     assert [line.split()[:3] for line in table] == [["300", "flat", "flat"], ["300", "pq", "pq"]]
     assert all(line.split()[-1] == "1.000" for line in table)
+    # 128-byte codes (256 of them) instead of the default 512 for 4,096 dims; 300 does not divide 4,096
+    coarser = ["--kinds", "pq", "--queries", "5", "--pq-subquantizers", "256"]
+    assert main(["bench", "gallery", "--sizes", "300", *coarser]) == 0
+    assert "PQ 256 codes" in capsys.readouterr().out
+    assert main(["bench", "gallery", "--sizes", "300", "--pq-subquantizers", "300"]) == 2
+    assert "[bad_option]: --pq-subquantizers must divide the vectors' length 4096" in capsys.readouterr().err
+
+
+def test_the_code_count_follows_the_vector_length_unless_set() -> None:
+    assert [IndexConfig().subquantizers(dim) for dim in (4096, 1024, 512)] == [512, 256, 256]
+    assert IndexConfig(pq_subquantizers=128).subquantizers(4096) == 128
+    with pytest.raises(ValueError, match="pq_subquantizers must be at least 1"):
+        IndexConfig(pq_subquantizers=0)
 
 
 def test_grown_galleries_keep_the_real_structure() -> None:

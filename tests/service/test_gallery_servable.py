@@ -7,6 +7,7 @@ import pytest
 
 from models.configs import make_config
 from models.errors import ModelError
+from models.matching import MatchingTransform
 from models.registry import resolve
 from service.context import ServiceContext
 from service.db.migrate import upgrade
@@ -18,7 +19,9 @@ from service.settings import Settings
 def test_the_gallery_takes_the_shape_of_the_model_card():
     default = resolve("default")
     assert served_shape(default) == (256, 16)
-    eight_parts = replace(default, config=make_config("gaitbase", {"parts": 8, "embedding_dim": 128}))
+    eight_parts = replace(
+        default, config=make_config("gaitbase", {"parts": 8, "embedding_dim": 128}), transform=MatchingTransform()
+    )
     assert served_shape(eight_parts) == (128, 8)
 
 
@@ -26,7 +29,14 @@ def test_the_gallery_takes_the_shape_of_the_model_card():
     ("change", "words"),
     [
         ({"metric": "euclidean"}, "asks for the euclidean metric"),
-        ({"config": make_config("gaitbase", {"parts": 16, "embedding_dim": 100})}, "needs a multiple of 512"),
+        (
+            {"config": make_config("gaitbase", {"parts": 16, "embedding_dim": 100}), "transform": MatchingTransform()},
+            "needs a multiple of 256",
+        ),
+        (
+            {"config": make_config("gaitbase", {"parts": 8, "embedding_dim": 128})},
+            "the transform is for [256, 16] embeddings",
+        ),
     ],
 )
 def test_a_model_the_gallery_cannot_serve_is_refused_in_one_line(change: dict, words: str):
@@ -38,7 +48,11 @@ def test_a_model_the_gallery_cannot_serve_is_refused_in_one_line(change: dict, w
 
 
 def test_an_exact_gallery_serves_any_shape():
-    spec = replace(resolve("default"), config=make_config("gaitbase", {"parts": 16, "embedding_dim": 100}))
+    spec = replace(
+        resolve("default"),
+        config=make_config("gaitbase", {"parts": 16, "embedding_dim": 100}),
+        transform=MatchingTransform(),
+    )
     assert served_shape(spec, IndexConfig(kind="flat")) == (100, 16)
 
 
