@@ -77,8 +77,9 @@ class IndexConfig:
     def subquantizers(self, dim: int) -> int:
         """The 4-bit codes of a ``dim``-long vector: ``pq_subquantizers``, else one per 8 dims and at
         least 256 (128 bytes). Measured on galleries grown from real embeddings at 1M entries: 512
-        for default@3's 4,096 dims (recall@1 0.995; 256 gave 0.825); 256 for default@5's 1,024 (its
-        transform's basis): recall@1 0.999 at p50 10.5 ms, where 512 gave 0.999 at 21.9 ms."""
+        for default@3's 4,096 dims (recall@1 0.995; 256 with 100 re-scored, 0.825); 256 for
+        default@5's 1,024 (its transform's basis): recall@1 0.999 at p50 10.5 ms, where 512 gave
+        0.999 at 21.9 ms."""
         return self.pq_subquantizers or max(256, dim // 8)
 
 
